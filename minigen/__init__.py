@@ -1,0 +1,3 @@
+"""minigen: a reproducibility pipeline for the MiniGen evolutionary architecture search."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""Device choice and the deterministic set-up every training run goes through."""
+
+from __future__ import annotations
+
+import os
+
+# cuBLAS reads this when CUDA starts; without it deterministic matmuls raise errors.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+
+import torch  # noqa: E402  (after the environment is set)
+
+from .errors import UserError  # noqa: E402
+
+
+def resolve(spec: str = "auto") -> torch.device:
+    """`auto`, `cpu`, `cuda` or `cuda:N` -> a device that exists here."""
+    spec = str(spec)
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device {spec!r} asked for, but no CUDA GPU is visible (use device: auto or cpu)")
+        device = torch.device(spec)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+        return device
+    raise UserError(f"unknown device {spec!r} (use auto, cpu, cuda or cuda:N)")
+
+
+def kind(device: torch.device) -> str:
+    """What results are bit-exact across: the device type and, on GPU, the card's name."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return "cpu"
+
+
+def make_deterministic(precision: str = "fp32") -> None:
+    """Deterministic kernels only; TF32 only when asked for (the paper trained in fp32)."""
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32

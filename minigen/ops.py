@@ -1,0 +1,70 @@
+"""The nine ops of the paper's Table I as PyTorch modules (DESIGN.md section 2).
+
+Every op but identity and the pools ends in BatchNorm + ReLU; every conv has a bias,
+as in the authors' code. `stride=2` builds the input cell's variants, whose paddings
+keep the 32x32 feature map.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .genome import IDENTITY
+
+# Stride-2 padding that keeps 32x32: out = floor((32 + 2p - k) / 2) + 1 = 32 for p = 16 + k//2.
+STRIDE2_PAD = 16
+
+
+def _pad(kernel: int, stride: int) -> int:
+    return kernel // 2 + (STRIDE2_PAD if stride == 2 else 0)
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel, stride: int = 1, padding=None) -> nn.Sequential:
+    if padding is None:
+        padding = _pad(kernel, stride)
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=True),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=False),
+    )
+
+
+def separable(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """Depthwise kxk (groups=c_in) -> pointwise 1x1 -> BN -> ReLU."""
+    padding = dilation * (kernel // 2) + (STRIDE2_PAD if stride == 2 else 0)
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=True),
+        nn.Conv2d(c_in, c_out, 1, bias=True),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=False),
+    )
+
+
+def build_op(name: str, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
+    """One op of the action list. Pools keep the channel count, so need c_in == c_out."""
+    if name == "3*3 conv":
+        return conv_bn_relu(c_in, c_out, 3, stride)
+    if name == "5*5 conv":
+        return conv_bn_relu(c_in, c_out, 5, stride)
+    if name == "3*3 dconv":
+        return separable(c_in, c_out, 3, stride)
+    if name == "5*5 dconv":
+        return separable(c_in, c_out, 5, stride)
+    if stride != 1:
+        raise ValueError(f"op {name!r} has no stride-2 form (input cell ops: convs and dconvs)")
+    if name == "1*7-7*1 conv":
+        return nn.Sequential(
+            conv_bn_relu(c_in, c_out, (1, 7), padding=(0, 3)),
+            conv_bn_relu(c_out, c_out, (7, 1), padding=(3, 0)),
+        )
+    if name == "3*3 dil conv":
+        return separable(c_in, c_out, 3, dilation=2)
+    if name in ("3*3 maxpool", "3*3 avgpool"):
+        if c_in != c_out:
+            raise ValueError(f"{name} keeps the channel count, got {c_in} -> {c_out}")
+        if name == "3*3 maxpool":
+            return nn.MaxPool2d(3, stride=1, padding=1)
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)
+    if name == IDENTITY:
+        raise ValueError("identity is a skip connection, not an op of the chain")
+    raise ValueError(f"unknown op {name!r}")
