@@ -15,7 +15,7 @@ import sys
 from . import __version__
 from .errors import UserError
 
-COMMAND_MODULES = ("genome", "data", "search", "collect", "retrain", "report", "bench")
+COMMAND_MODULES = ("genome", "data", "search", "evaluate", "collect", "retrain", "report", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,3 +39,11 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, check: bool = Fals
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own evaluation cache and checkpoints, never the user's."""
+    path = tmp_path_factory.mktemp("minigen-cache")
+    monkeypatch.setenv("MINIGEN_CACHE_DIR", str(path))
+    return path
