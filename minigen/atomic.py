@@ -11,14 +11,17 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import UserError
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"cannot create folder {path}: a file of that name is in the way")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -28,11 +31,18 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -76,6 +86,21 @@ def staging_dir(final: str | os.PathLike) -> Path:
     final = Path(final)
     ensure_dir(final.parent)
     return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+
+
+@contextmanager
+def staged_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Build an output folder in a staging folder; swap it in only if the block succeeds."""
+    final = Path(final)
+    if final.exists() and not final.is_dir():
+        raise UserError(f"output {final} exists and is not a folder")
+    staging = staging_dir(final)
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the output from other users
+    try:
+        yield staging
+        replace_dir(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

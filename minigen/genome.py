@@ -99,7 +99,7 @@ def _is_int(value: Any) -> bool:
 
 def _check_action_list(index: int, actions: Any) -> list[str]:
     where = f"cell {index}"
-    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+    if not isinstance(actions, (list, tuple)) or not all(isinstance(a, str) for a in actions):
         raise GenomeError(f"{where}: the action list must be a list of op names")
     for position, op in enumerate(actions):
         if op not in ALL_OPS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -79,29 +81,35 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module) -> int:
-    """Forward FLOPs for one 32x32 image (2 per multiply-add), by torch's FLOP counter."""
+    """Forward FLOPs for one 32x32 image (2 per multiply-add), by torch's FLOP counter.
+
+    The counter needs shapes only, so it runs a copy on the meta device: no arithmetic,
+    and `model` (its device, mode and BatchNorm statistics) stays untouched.
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
-    was_training = model.training
-    model.eval()
-    try:
-        x = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE, device=next(model.parameters()).device)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    shadow = copy.deepcopy(model).to("meta").eval()
+    x = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        shadow(x)
     return int(counter.get_total_flops())
 
 
+def _shape_only(genome: G.Genome) -> MiniGenNet:
+    """The network on the meta device: sizes without memory or initialisation."""
+    with torch.device("meta"):
+        return build(genome)
+
+
 def complexity(genome: G.Genome) -> dict:
-    """Parameters and forward FLOPs of a genome, computed on a freshly built CPU model."""
-    model = build(genome)
+    """Parameters and forward FLOPs of a genome, computed from its shapes alone."""
+    model = _shape_only(genome)
     return {"params": count_params(model), "flops": count_flops(model)}
 
 
 def cell_summary(genome: G.Genome) -> list[dict]:
     """Per cell: channels, blocks, ops and its share of the parameters."""
-    model = build(genome)
+    model = _shape_only(genome)
     rows = []
     for index, (cell, module) in enumerate(zip(G.parse(genome), model.cells)):
         channels = INPUT_CHANNELS[-1] if index == 0 else cell[0]

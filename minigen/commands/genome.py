@@ -38,9 +38,9 @@ def register(sub) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from .. import network
-
     genome = G.load(args.file)
+    from .. import network  # torch loads only once the genome is known to be good
+
     size = network.complexity(genome)
     cells = network.cell_summary(genome)
     if args.json:
