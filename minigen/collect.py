@@ -1,0 +1,75 @@
+"""The `collect` stage: the genomes to retrain, from the search's results.
+
+`genome_{i}.json` for i < top_k: the winners in the order found (their index is the
+paper's "order in which the network was found"), then, when the search found fewer, the
+best other genomes it evaluated, by mini-set accuracy. Failed evaluations never fill a
+slot; accuracy ties go to the genome evaluated first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from . import atomic
+from .errors import UserError
+
+WINNER = "winner"
+BEST_OTHER = "best_other"
+GENOME_FILE = re.compile(r"genome_(\d+)\.json")
+
+
+def read_evaluations(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{path} not found (run `minigen search` first)") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path} line {number} is not valid JSON ({exc.msg})") from None
+    return records
+
+
+def choose(winners: list[dict], evaluations: list[dict], top_k: int) -> list[dict]:
+    """The top_k picks, each {"index", "genome", "genome_id", "source", "search"}."""
+    picks = [(w, WINNER) for w in winners[:top_k]]
+    if len(picks) < top_k:
+        taken = {w["genome_id"] for w in winners}
+        others = [e for e in evaluations if e.get("error") is None and e["genome_id"] not in taken]
+        others.sort(key=lambda e: -e["accuracy"])  # stable: ties keep the order evaluated
+        if len(picks) + len(others) < top_k:
+            raise UserError(
+                f"collect.top_k is {top_k}, but the search has only {len(picks)} winner(s) and "
+                f"{len(others)} other successfully evaluated genome(s)"
+            )
+        picks += [(e, BEST_OTHER) for e in others[: top_k - len(picks)]]
+    return [
+        {
+            "index": index,
+            "genome": record["genome"],
+            "genome_id": record["genome_id"],
+            "source": source,
+            "search": {k: v for k, v in record.items() if k not in ("genome", "genome_id", "index", "error")},
+        }
+        for index, (record, source) in enumerate(picks)
+    ]
+
+
+def collect(top_k: int, search_dir: str | Path, out_dir: str | Path) -> list[dict]:
+    search_dir, out_dir = Path(search_dir), Path(out_dir)
+    winners = atomic.read_json(search_dir / "winners.json", "search results")
+    if not isinstance(winners, list):
+        raise UserError(f"{search_dir / 'winners.json'} must hold a list of winners")
+    picks = choose(winners, read_evaluations(search_dir / "evaluations.jsonl"), top_k)
+    atomic.ensure_dir(out_dir)
+    for pick in picks:
+        atomic.write_json(out_dir / f"genome_{pick['index']}.json", pick)
+    for stale in out_dir.iterdir():
+        match = GENOME_FILE.fullmatch(stale.name)
+        if match and int(match.group(1)) >= top_k:
+            stale.unlink()
+    return picks

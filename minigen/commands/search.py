@@ -1,0 +1,37 @@
+"""`minigen search`: the evolutionary search on the frozen mini set."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import add_params_option
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "search",
+        help="run the MiniGen evolution on the frozen mini set",
+        description="Evolve genomes on the frozen mini set (params.yaml: seed, space, search): "
+        "each genome is trained for search.epochs on the mini train set and scored on the mini "
+        "test set. Writes history.jsonl, winners.json, generations.csv, evaluations.jsonl and "
+        "metrics.json. Checkpoints after every generation (user cache, MINIGEN_CACHE_DIR moves "
+        "it): rerunning after a crash resumes and ends with the same results. Evaluations are "
+        "cached by content, so nothing is trained twice.",
+    )
+    add_params_option(parser)
+    parser.add_argument("--mini", default="data/mini", metavar="DIR",
+                        help="the frozen mini set from `minigen sample` (default: data/mini)")
+    parser.add_argument("--out", default="results/search", metavar="DIR",
+                        help="output folder, replaced as a whole when the search ends (default: results/search)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import params as P
+    from .. import search
+
+    metrics = search.run(P.load(args.params), args.mini, args.out)
+    print(f"search: {metrics['winners']} winners in {metrics['rounds']} round(s), "
+          f"{metrics['generations']} generations, {metrics['evaluations']} genomes evaluated "
+          f"({metrics['trained']} trained here, {metrics['failed']} failed) -> {args.out}")
+    return 0
