@@ -1,0 +1,109 @@
+"""The report's figures: each one a function that returns its data, and one that draws it.
+
+The data functions are what the tests check; the drawing functions only plot what they
+are given, as PNG bytes (matplotlib's Agg canvas, no pyplot state, no timestamps).
+"""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+BORN_COLOUR = "tab:red"  # the paper's Fig. 3/4 colours: red generation, green accuracy
+ACCURACY_COLOUR = "tab:green"
+
+
+# ---------------------------------------------------------------- data
+
+
+def fig4_data(generations: list[dict]) -> dict:
+    """Per generation of the search (rounds one after another, as run): the best
+    individual's birth generation and its mini-set accuracy (the paper's Fig. 4)."""
+    rows = sorted(generations, key=lambda r: (int(r["round"]), int(r["generation"])))
+    rounds = [int(r["round"]) for r in rows]
+    return {
+        "step": list(range(len(rows))),
+        "round": rounds,
+        "generation": [int(r["generation"]) for r in rows],
+        "best_born": [int(r["best_born"]) for r in rows],
+        "best_accuracy": [float(r["best_accuracy"]) for r in rows],
+        "round_starts": [step for step in range(1, len(rows)) if rounds[step] != rounds[step - 1]],
+    }
+
+
+def mini_vs_full_data(entries: list[dict]) -> dict:
+    """Mini-set accuracy (search) against full test accuracy (retrain), by genome index;
+    genomes without a mini-set accuracy are left out."""
+    kept = sorted((e for e in entries if e.get("mini_accuracy") is not None), key=lambda e: e["index"])
+    return {
+        "index": [e["index"] for e in kept],
+        "mini_accuracy": [e["mini_accuracy"] for e in kept],
+        "test_accuracy": [e["test_accuracy"] for e in kept],
+    }
+
+
+def curves_data(entries: list[dict]) -> dict[int, dict]:
+    """Test accuracy per retraining epoch, per genome index."""
+    return {
+        e["index"]: {
+            "epoch": [row["epoch"] for row in e["curve"]],
+            "test_accuracy": [row["test_accuracy"] for row in e["curve"]],
+        }
+        for e in sorted(entries, key=lambda e: e["index"])
+    }
+
+
+# ---------------------------------------------------------------- drawing
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def draw_fig4(data: dict) -> bytes:
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    born_axis = figure.add_subplot()
+    born_axis.plot(data["step"], data["best_born"], color=BORN_COLOUR, marker="o", markersize=3)
+    born_axis.set_xlabel("generation (rounds one after another)" if data["round_starts"] else "generation")
+    born_axis.set_ylabel("best individual's generation", color=BORN_COLOUR)
+    accuracy_axis = born_axis.twinx()
+    accuracy_axis.plot(data["step"], data["best_accuracy"], color=ACCURACY_COLOUR, marker="s", markersize=3)
+    accuracy_axis.set_ylabel("best accuracy (mini test set)", color=ACCURACY_COLOUR)
+    for step in data["round_starts"]:
+        born_axis.axvline(step - 0.5, color="grey", linestyle=":", linewidth=1)
+    born_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    born_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    born_axis.set_title("Best generation and best accuracy per generation (paper Fig. 4)")
+    return _png(figure)
+
+
+def draw_mini_vs_full(data: dict) -> bytes:
+    figure = Figure(figsize=(5, 4.5), layout="constrained")
+    axis = figure.add_subplot()
+    axis.scatter(data["mini_accuracy"], data["test_accuracy"])
+    for index, x, y in zip(data["index"], data["mini_accuracy"], data["test_accuracy"]):
+        axis.annotate(str(index), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    axis.set_xlabel("mini-set test accuracy (search)")
+    axis.set_ylabel("full test accuracy (retrain)")
+    axis.set_title("Mini-set accuracy against full accuracy")
+    return _png(figure)
+
+
+def draw_curves(data: dict[int, dict]) -> bytes:
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axis = figure.add_subplot()
+    for index, curve in data.items():
+        axis.plot(curve["epoch"], curve["test_accuracy"], label=f"genome {index}")
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel("test accuracy")
+    axis.set_title("Retraining on the full training set")
+    if data:
+        axis.legend(fontsize=8, ncol=2)
+    return _png(figure)

@@ -1,0 +1,267 @@
+"""The `report` stage: the paper's Table III, its Fig. 4 and the summary metrics.
+
+Reads the search's `generations.csv`, the collected genomes (their mini-set accuracy) and
+every retrained genome i < `collect.top_k`, and writes `results/report/`:
+
+- `table.md`, `table.csv`: Table III's columns (index = order found, test accuracy, true
+  parameters, FLOPs, accuracy-to-parameter ratio) plus the mini-set accuracy, sorted by
+  the ratio, descending; for a genome the paper published, its accuracy and parameter
+  figure beside ours.
+- `fig4_generations.png`, `mini_vs_full.png`, `retrain_curves.png` (see `figures`).
+- `metrics.json`: mean and best test accuracy, the best's parameters, and Kendall's tau
+  between mini-set and full test accuracy (does the mini set rank architectures as the
+  full set does?).
+- `best_model.safetensors`: the weights of the genome with the best test accuracy (the
+  DVC `best-model` artifact).
+
+The ratio is the paper's: accuracy as a fraction over parameters in millions (Table III
+lists 74.7 % at 0.9 M as 0.83).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from . import atomic, figures, paper_facts
+from . import retrain as R
+from .errors import UserError
+
+TABLE_COLUMNS = (
+    "index", "genome_id", "source", "test_accuracy", "params", "flops", "acc_to_param_ratio",
+    "mini_accuracy", "paper_index", "paper_accuracy", "paper_params_millions", "paper_ratio",
+)
+GENERATION_COLUMNS = ("round", "generation", "best_accuracy", "best_born")
+METRICS_KEYS = ("genome_id", "test_accuracy", "params", "flops", "epochs", "recipe")
+WEIGHTS = "model.safetensors"
+BEST_MODEL = "best_model.safetensors"
+FIGURES = {
+    "fig4_generations.png": (figures.fig4_data, figures.draw_fig4),
+    "mini_vs_full.png": (figures.mini_vs_full_data, figures.draw_mini_vs_full),
+    "retrain_curves.png": (figures.curves_data, figures.draw_curves),
+}
+
+
+def ratio(test_accuracy: float, params: int) -> float:
+    """Table III's Acc-to-Param Ratio: accuracy (a fraction) per million parameters."""
+    return test_accuracy / (params / 1e6)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_csv(path: Path, columns: tuple[str, ...], what: str) -> list[dict]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = text.splitlines()[0].split(",") if text else []
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise UserError(f"{path} is malformed: column(s) {', '.join(missing)} missing")
+    return rows
+
+
+def read_generations(search_dir: str | Path) -> list[dict]:
+    path = Path(search_dir) / "generations.csv"
+    rows = read_csv(path, GENERATION_COLUMNS, "search history (run `minigen search` first)")
+    try:
+        return [{"round": int(r["round"]), "generation": int(r["generation"]),
+                 "best_accuracy": float(r["best_accuracy"]), "best_born": int(r["best_born"])} for r in rows]
+    except (TypeError, ValueError):
+        raise UserError(f"{path} is malformed: non-numeric round, generation, best_accuracy or best_born") from None
+
+
+def read_retrained(retrain_dir: str | Path, index: int, genome_id: str) -> dict:
+    """The metrics and curve of `retrain_dir/genome_{index}`, checked against the genome."""
+    folder = R.output_dir(retrain_dir, index)
+    if not folder.is_dir():
+        raise UserError(f"retrained genome folder {folder} is missing (run `minigen retrain {index}`)")
+    if not (folder / WEIGHTS).is_file():
+        raise UserError(f"{folder} is incomplete: {WEIGHTS} is missing (run `minigen retrain {index}` again)")
+    metrics = atomic.read_json(folder / "metrics.json", "retrain metrics")
+    if not isinstance(metrics, dict) or any(key not in metrics for key in METRICS_KEYS):
+        raise UserError(f"{folder / 'metrics.json'} is malformed: it needs {', '.join(METRICS_KEYS)}")
+    accuracy = metrics["test_accuracy"]
+    if not isinstance(accuracy, (int, float)) or not 0.0 <= accuracy <= 1.0:
+        raise UserError(f"{folder / 'metrics.json'} is malformed: test_accuracy {accuracy!r} is not in [0, 1]")
+    if metrics["genome_id"] != genome_id:
+        raise UserError(f"{folder} holds genome {metrics['genome_id']}, but genome_{index}.json is {genome_id} "
+                        f"(run `minigen retrain {index}` again)")
+    rows = read_csv(folder / "curve.csv", R.CURVE_COLUMNS, "retrain curve")
+    try:
+        curve = [{"epoch": int(r["epoch"]), **{k: float(r[k]) for k in R.CURVE_COLUMNS[1:]}} for r in rows]
+    except (TypeError, ValueError):
+        raise UserError(f"{folder / 'curve.csv'} is malformed: non-numeric values") from None
+    return {**metrics, "curve": curve}
+
+
+def load_entries(top_k: int, genomes_dir: str | Path, retrain_dir: str | Path) -> list[dict]:
+    """One entry per genome i < top_k: its collect record joined with its retrain results."""
+    entries = []
+    for index in range(top_k):
+        record = R.load_record(genomes_dir, index)
+        retrained = read_retrained(retrain_dir, index, record["genome_id"])
+        mini = record["search"].get("accuracy")
+        entries.append({
+            "index": index,
+            "genome_id": record["genome_id"],
+            "source": record.get("source"),
+            "mini_accuracy": float(mini) if isinstance(mini, (int, float)) else None,
+            "test_accuracy": float(retrained["test_accuracy"]),
+            "params": int(retrained["params"]),
+            "flops": int(retrained["flops"]),
+            "epochs": retrained["epochs"],
+            "recipe": retrained["recipe"],
+            "test_images": retrained.get("test_images"),
+            "curve": retrained["curve"],
+        })
+    return entries
+
+
+# ---------------------------------------------------------------- table and metrics
+
+
+def table_rows(entries: list[dict]) -> list[dict]:
+    """Table III's rows, sorted by the ratio, descending (ties: index order)."""
+    rows = []
+    for e in entries:
+        published = paper_facts.by_genome_id(e["genome_id"])
+        rows.append({
+            "index": e["index"],
+            "genome_id": e["genome_id"],
+            "source": e["source"],
+            "test_accuracy": e["test_accuracy"],
+            "params": e["params"],
+            "flops": e["flops"],
+            "acc_to_param_ratio": ratio(e["test_accuracy"], e["params"]),
+            "mini_accuracy": e["mini_accuracy"],
+            "paper_index": published["index"] if published else None,
+            "paper_accuracy": published["paper_accuracy_percent"] / 100.0 if published else None,
+            "paper_params_millions": published["paper_parameters_millions"] if published else None,
+            "paper_ratio": paper_facts.paper_ratio(published) if published else None,
+        })
+    return sorted(rows, key=lambda r: (-r["acc_to_param_ratio"], r["index"]))
+
+
+def table_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else row[k] for k in TABLE_COLUMNS})
+    return buffer.getvalue()
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _millions(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value / 1e6:.{digits}f}M"
+
+
+def table_markdown(rows: list[dict], entries: list[dict]) -> str:
+    recipes = sorted({f"{e['recipe']} recipe, {e['epochs']} epochs" for e in entries})
+    images = sorted({e["test_images"] for e in entries if e.get("test_images")})
+    lines = [
+        f"# Table III, reproduced: {len(rows)} architectures found by MiniGen",
+        "",
+        f"Retrained with the {'; '.join(recipes)}"
+        + (f"; accuracy on {', '.join(f'{n:,}' for n in images)} test images." if images else "."),
+        "Sorted by the Acc-to-Param Ratio: accuracy (a fraction) over parameters in millions, as in",
+        "the paper. Parameters are true counts (the paper's figure counted every layer twice);",
+        "FLOPs are per 32x32 image, forward pass, 2 per multiply-add. Mini acc. is the genome's",
+        "accuracy on the mini test set during the search. Paper columns: the published genome",
+        "with the same encoding, if any.",
+        "",
+        "| Index | Acc. | Parameters | FLOPs | Acc-to-Param Ratio | Mini acc. "
+        "| Paper index | Paper acc. | Paper parameters | Paper ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if r["paper_index"] is None:
+            paper = ["—"] * 4
+        else:
+            paper = [str(r["paper_index"]), _percent(r["paper_accuracy"]), f"{r['paper_params_millions']}M",
+                     f"{r['paper_ratio']:.2f}"]
+        ours = [str(r["index"]), _percent(r["test_accuracy"], 2), f"{_millions(r['params'])} ({r['params']:,})",
+                _millions(r["flops"], 1), f"{r['acc_to_param_ratio']:.2f}", _percent(r["mini_accuracy"])]
+        lines.append("| " + " | ".join(ours + paper) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def kendall(mini: list[float], full: list[float]) -> dict:
+    """Kendall's tau-b between the two rankings, or null with the reason it is undefined."""
+    if len(mini) < 2:
+        return {"kendall_tau": None, "kendall_p_value": None,
+                "kendall_note": f"undefined: {len(mini)} genome(s) with both accuracies, 2 needed"}
+    if len(set(mini)) < 2 or len(set(full)) < 2:
+        return {"kendall_tau": None, "kendall_p_value": None,
+                "kendall_note": "undefined: the mini or the full accuracies are all equal"}
+    from scipy.stats import kendalltau
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = kendalltau(mini, full)
+    tau, p_value = float(result.statistic), float(result.pvalue)
+    if math.isnan(tau):
+        return {"kendall_tau": None, "kendall_p_value": None, "kendall_note": "undefined (NaN from scipy)"}
+    return {"kendall_tau": tau, "kendall_p_value": None if math.isnan(p_value) else p_value, "kendall_note": None}
+
+
+def summary_metrics(entries: list[dict]) -> dict:
+    best = max(entries, key=lambda e: (e["test_accuracy"], -e["index"]))
+    pairs = figures.mini_vs_full_data(entries)
+    return {
+        "genomes": len(entries),
+        "mean_test_accuracy": sum(e["test_accuracy"] for e in entries) / len(entries),
+        "best_test_accuracy": best["test_accuracy"],
+        "best_index": best["index"],
+        "best_params": best["params"],
+        "kendall_genomes": len(pairs["index"]),
+        **kendall(pairs["mini_accuracy"], pairs["test_accuracy"]),
+    }
+
+
+def stderr_log(message: str) -> None:
+    print(f"minigen report: {message}", file=sys.stderr, flush=True)
+
+
+def report(
+    params: dict,
+    search_dir: str | Path = "results/search",
+    genomes_dir: str | Path = "results/genomes",
+    retrain_dir: str | Path = "results/retrain",
+    out_dir: str | Path = "results/report",
+    log: Callable[[str], None] = stderr_log,
+) -> dict:
+    """Write the report folder; return its metrics."""
+    generations = read_generations(search_dir)
+    entries = load_entries(params["collect"]["top_k"], genomes_dir, retrain_dir)
+    rows = table_rows(entries)
+    metrics = summary_metrics(entries)
+    if metrics["kendall_note"]:
+        log(f"Kendall's tau is null: {metrics['kendall_note']}")
+    sources = {"fig4_generations.png": generations}
+    final = Path(out_dir)
+    staging = atomic.staging_dir(final)
+    try:
+        atomic.write_text(staging / "table.md", table_markdown(rows, entries))
+        atomic.write_text(staging / "table.csv", table_csv(rows))
+        atomic.write_json(staging / "metrics.json", metrics)
+        best_weights = R.output_dir(retrain_dir, metrics["best_index"]) / WEIGHTS
+        atomic.write_bytes(staging / BEST_MODEL, best_weights.read_bytes())
+        for name, (data_of, draw) in FIGURES.items():
+            atomic.write_bytes(staging / name, draw(data_of(sources.get(name, entries))))
+        atomic.replace_dir(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when the swap succeeded
+    return metrics

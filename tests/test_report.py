@@ -1,0 +1,208 @@
+"""`minigen report`: Table III's columns and order, paper columns, Kendall's tau, figure data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from minigen import figures, paper_facts
+from minigen import genome as G
+from minigen import report as Rep
+from minigen import retrain as R
+from minigen.errors import UserError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SMALL = [
+    [".", 1, ["3*3 conv", "3*3 conv"]],
+    [8, 1, ["3*3 conv", "3*3 maxpool"]],
+    [8, 1, ["identity", "3*3 conv"]],
+    [16, 1, ["3*3 conv", "3*3 avgpool"]],
+    [16, 1, ["3*3 dconv", "3*3 avgpool"]],
+]
+GENERATIONS = [  # two rounds of the search, as search.py writes them
+    {"round": 0, "generation": 0, "best_accuracy": 0.30, "best_fitness": 0.30, "best_born": 0},
+    {"round": 0, "generation": 1, "best_accuracy": 0.34, "best_fitness": 0.34, "best_born": 1},
+    {"round": 0, "generation": 2, "best_accuracy": 0.34, "best_fitness": 0.33, "best_born": 1},
+    {"round": 1, "generation": 0, "best_accuracy": 0.41, "best_fitness": 0.41, "best_born": 0},
+    {"round": 1, "generation": 1, "best_accuracy": 0.45, "best_fitness": 0.45, "best_born": 1},
+]
+
+
+def write_run(root: Path, genomes: list, mini: list, full: list, params: list[int], epochs: int = 3) -> None:
+    """A finished search + collect + retrain, written in each stage's format."""
+    (root / "params.yaml").write_text(yaml.safe_dump({"collect": {"top_k": len(genomes)}}))
+    search = root / "results" / "search"
+    search.mkdir(parents=True)
+    with open(search / "generations.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*GENERATIONS[0], "mean_accuracy", "evaluated", "winners"])
+        writer.writeheader()
+        writer.writerows({**row, "mean_accuracy": 0.2, "evaluated": 15, "winners": 0} for row in GENERATIONS)
+    for index, (genome, mini_acc, full_acc, count) in enumerate(zip(genomes, mini, full, params)):
+        genome_id = G.genome_id(genome)
+        folder = root / "results" / "genomes"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"genome_{index}.json").write_text(json.dumps(
+            {"index": index, "genome": genome, "genome_id": genome_id, "source": "winner",
+             "search": {"accuracy": mini_acc, "born": 1, "generation": 1, "round": 0}}))
+        out = root / "results" / "retrain" / f"genome_{index}"
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps(
+            {"index": index, "genome_id": genome_id, "test_accuracy": full_acc, "params": count,
+             "flops": 10 * count, "epochs": epochs, "recipe": "paper", "seconds": 1.0, "test_images": 10000}))
+        curve = [{"epoch": e + 1, "train_loss": 2.0 - e / 10, "train_accuracy": 0.1 * (e + 1),
+                  "test_accuracy": full_acc * (e + 1) / epochs} for e in range(epochs)]
+        (out / "curve.csv").write_text(R.curve_csv(curve))
+        (out / "model.safetensors").write_bytes(f"weights of genome {index}".encode())
+
+
+@pytest.fixture
+def run(tmp_path, published):
+    """Genome 0 is the paper's index 1; the rest are small ones with distinct channels."""
+    variants = [SMALL] + [[row[:] for row in SMALL] for _ in range(2)]
+    variants[1][1] = [24, 1, ["3*3 conv", "3*3 maxpool"]]
+    variants[2][1] = [40, 1, ["3*3 conv", "3*3 maxpool"]]
+    genomes = [published[1]["genome"], *variants]
+    write_run(tmp_path, genomes, mini=[0.45, 0.30, 0.40, 0.35], full=[0.75, 0.50, 0.70, 0.40],
+              params=[450_000, 100_000, 2_000_000, 200_000])
+    return tmp_path
+
+
+def report_cli(cli, root: Path):
+    return cli("report", "--params", root / "params.yaml", "--search", root / "results" / "search",
+               "--genomes", root / "results" / "genomes", "--retrain", root / "results" / "retrain",
+               "--out", root / "results" / "report", cwd=root)
+
+
+def test_ratio_is_the_papers():
+    assert round(Rep.ratio(0.747, 900_000), 2) == 0.83  # Table III, index 1
+    assert round(Rep.ratio(0.734, 2_400_000), 2) == 0.31  # index 0
+
+
+def test_published_genomes_are_found_by_content(published):
+    for entry in published:
+        reordered = [[None if i == 0 else c, b, al] for i, (c, b, al) in enumerate(entry["genome"])]
+        found = paper_facts.by_genome_id(G.genome_id(reordered))  # another spelling of cell 0
+        assert found["index"] == entry["index"]
+    assert paper_facts.by_genome_id(G.genome_id(SMALL)) is None
+
+
+def test_report_writes_the_table_figures_and_metrics(cli, run):
+    proc = report_cli(cli, run)
+    assert proc.returncode == 0, proc.stderr
+    out = run / "results" / "report"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["table.md", "table.csv", "metrics.json", Rep.BEST_MODEL, *Rep.FIGURES])
+    assert (out / Rep.BEST_MODEL).read_bytes() == b"weights of genome 0"  # the best test accuracy
+    for name in Rep.FIGURES:
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert tuple(rows[0]) == Rep.TABLE_COLUMNS
+    # ratios: 0 -> 0.75/0.45 = 1.67, 1 -> 5.0, 2 -> 0.35, 3 -> 2.0
+    assert [int(r["index"]) for r in rows] == [1, 3, 0, 2]
+    ratios = [float(r["acc_to_param_ratio"]) for r in rows]
+    assert ratios == sorted(ratios, reverse=True) and ratios[0] == pytest.approx(5.0)
+    by_index = {int(r["index"]): r for r in rows}
+    assert by_index[0]["paper_index"] == "1"
+    assert float(by_index[0]["paper_accuracy"]) == pytest.approx(0.747)
+    assert float(by_index[0]["paper_params_millions"]) == 0.9
+    assert float(by_index[0]["paper_ratio"]) == pytest.approx(0.83, abs=0.005)
+    assert by_index[1]["paper_index"] == "" and by_index[1]["paper_accuracy"] == ""
+    assert float(by_index[2]["mini_accuracy"]) == 0.40 and int(by_index[2]["params"]) == 2_000_000
+
+    table = (out / "table.md").read_text().splitlines()
+    body = [line for line in table if line.startswith("| ") and not line.startswith("| Index")]
+    assert [line.split("|")[1].strip() for line in body] == ["1", "3", "0", "2"]
+    paper_row = body[2].split("|")
+    assert paper_row[2].strip() == "75.00%" and paper_row[8].strip() == "74.7%" and paper_row[9].strip() == "0.9M"
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["genomes"] == 4 and metrics["best_index"] == 0 and metrics["best_params"] == 450_000
+    assert metrics["best_test_accuracy"] == 0.75 and metrics["mean_test_accuracy"] == pytest.approx(0.5875)
+    # mini ranks 0 > 2 > 3 > 1, full ranks 0 > 2 > 1 > 3: 5 concordant, 1 discordant pair
+    assert metrics["kendall_tau"] == pytest.approx(4 / 6) and metrics["kendall_genomes"] == 4
+
+
+def test_kendall_tau_on_known_data():
+    assert Rep.kendall([0.1, 0.2, 0.3], [0.5, 0.6, 0.7])["kendall_tau"] == pytest.approx(1.0)
+    assert Rep.kendall([0.1, 0.2, 0.3], [0.7, 0.6, 0.5])["kendall_tau"] == pytest.approx(-1.0)
+    assert Rep.kendall([1, 2, 3, 4], [1, 3, 2, 4])["kendall_tau"] == pytest.approx(4 / 6)
+    one = Rep.kendall([0.3], [0.7])
+    assert one["kendall_tau"] is None and "2 needed" in one["kendall_note"]
+    flat = Rep.kendall([0.3, 0.3, 0.3], [0.5, 0.6, 0.7])
+    assert flat["kendall_tau"] is None and "all equal" in flat["kendall_note"]
+
+
+def test_a_single_genome_reports_a_null_tau_and_says_so(cli, tmp_path):
+    write_run(tmp_path, [SMALL], mini=[0.4], full=[0.6], params=[50_000])
+    proc = report_cli(cli, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "results" / "report" / "metrics.json").read_text())
+    assert metrics["kendall_tau"] is None and "Kendall's tau is null" in proc.stderr
+
+
+def test_fig4_data_follows_the_generations_in_order():
+    shuffled = [GENERATIONS[i] for i in (3, 0, 4, 2, 1)]
+    data = figures.fig4_data(shuffled)
+    assert data["step"] == [0, 1, 2, 3, 4]
+    assert data["round"] == [0, 0, 0, 1, 1] and data["generation"] == [0, 1, 2, 0, 1]
+    assert data["best_born"] == [0, 1, 1, 0, 1]
+    assert data["best_accuracy"] == [0.30, 0.34, 0.34, 0.41, 0.45]
+    assert data["round_starts"] == [3]
+
+
+def test_mini_vs_full_and_curve_data():
+    entries = [
+        {"index": 2, "mini_accuracy": 0.4, "test_accuracy": 0.7,
+         "curve": [{"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": 0.7}]},
+        {"index": 0, "mini_accuracy": None, "test_accuracy": 0.6, "curve": [{"epoch": 1, "test_accuracy": 0.6}]},
+        {"index": 1, "mini_accuracy": 0.3, "test_accuracy": 0.5, "curve": [{"epoch": 1, "test_accuracy": 0.5}]},
+    ]
+    assert figures.mini_vs_full_data(entries) == {
+        "index": [1, 2], "mini_accuracy": [0.3, 0.4], "test_accuracy": [0.5, 0.7]}
+    curves = figures.curves_data(entries)
+    assert list(curves) == [0, 1, 2]
+    assert curves[2] == {"epoch": [1, 2], "test_accuracy": [0.5, 0.7]}
+
+
+def test_report_reads_the_data_it_draws(run):
+    entries = Rep.load_entries(4, run / "results" / "genomes", run / "results" / "retrain")
+    assert [e["mini_accuracy"] for e in entries] == [0.45, 0.30, 0.40, 0.35]
+    assert figures.curves_data(entries)[3]["test_accuracy"] == pytest.approx([0.4 / 3, 0.8 / 3, 0.4])
+    assert figures.fig4_data(Rep.read_generations(run / "results" / "search"))["best_born"] == [0, 1, 1, 0, 1]
+
+
+def test_a_missing_retrain_folder_is_one_line_and_exit_2(cli, run):
+    report_cli(cli, run)
+    before = (run / "results" / "report" / "table.csv").read_bytes()
+    for name in ("metrics.json", "curve.csv", "model.safetensors"):
+        (run / "results" / "retrain" / "genome_2" / name).unlink()
+    (run / "results" / "retrain" / "genome_2").rmdir()
+    proc = report_cli(cli, run)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "minigen retrain 2" in proc.stderr
+    assert (run / "results" / "report" / "table.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda folder: (folder / "metrics.json").write_text("{oops"), "not valid JSON"),
+    (lambda folder: (folder / "metrics.json").write_text('{"test_accuracy": 0.5}'), "malformed"),
+    (lambda folder: (folder / "curve.csv").write_text("epoch,loss\n1,2\n"), "malformed"),
+    (lambda folder: (folder / "model.safetensors").unlink(), "incomplete"),
+])
+def test_a_malformed_retrain_folder_is_one_line(run, damage, says):
+    damage(run / "results" / "retrain" / "genome_1")
+    with pytest.raises(UserError, match=says):
+        Rep.load_entries(4, run / "results" / "genomes", run / "results" / "retrain")
+
+
+def test_a_retrain_of_another_genome_is_refused(run):
+    metrics_path = run / "results" / "retrain" / "genome_3" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({**metrics, "genome_id": "0123456789abcdef"}))
+    with pytest.raises(UserError, match="minigen retrain 3"):
+        Rep.load_entries(4, run / "results" / "genomes", run / "results" / "retrain")

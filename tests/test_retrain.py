@@ -1,0 +1,223 @@
+"""`minigen retrain`: both recipes learn, kill -9 resumes exactly, bad input ends in one line."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from minigen import cifar_format, download, network, paths
+from minigen import genome as G
+from minigen import retrain as R
+from minigen import train as T
+from minigen.errors import UserError
+
+# Small and quick on a CPU, yet it learns the digits in a few epochs (1x7-7x1 convs see far).
+SMALL_GENOME = [
+    [".", 1, ["3*3 conv", "3*3 conv"]],
+    [16, 1, ["1*7-7*1 conv", "3*3 maxpool"]],
+    [16, 1, ["identity", "1*7-7*1 conv", "3*3 avgpool"]],
+    [16, 1, ["1*7-7*1 conv", "3*3 maxpool"]],
+    [16, 1, ["1*7-7*1 conv", "3*3 avgpool"]],
+]
+# The dev machine is shared by many processes: one thread avoids OpenMP oversubscription.
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def make_digits_raw(raw_dir: Path, train_per_class: int, test_per_class: int) -> Path:
+    """The embedded digits (upscaled to 32x32 RGB) in CIFAR-10's format: disjoint splits."""
+    x, y = download.digits_arrays()
+
+    def pick(count: int, offset: int):
+        rows = np.concatenate([np.flatnonzero(y == c)[offset : offset + count] for c in range(10)])
+        return x[rows], y[rows]
+
+    cifar_format.write(raw_dir, pick(train_per_class, 0), pick(test_per_class, 100), cifar_format.CIFAR10_CLASSES)
+    return raw_dir
+
+
+def write_genome(genomes_dir: Path, index: int, genome=SMALL_GENOME, accuracy: float = 0.5) -> Path:
+    genomes_dir.mkdir(parents=True, exist_ok=True)
+    record = {"index": index, "genome": genome, "genome_id": G.genome_id(genome), "source": "winner",
+              "search": {"accuracy": accuracy, "born": 0, "generation": 1, "round": 0}}
+    path = genomes_dir / f"genome_{index}.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_params(root: Path, **retrain) -> Path:
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump({"seed": 2809, "retrain": {"device": "cpu", **retrain}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits_raw(tmp_path_factory) -> Path:
+    return make_digits_raw(tmp_path_factory.mktemp("digits") / "raw", train_per_class=40, test_per_class=30)
+
+
+@pytest.fixture(scope="module")
+def tiny_raw(tmp_path_factory) -> Path:
+    return make_digits_raw(tmp_path_factory.mktemp("tiny") / "raw", train_per_class=6, test_per_class=3)
+
+
+def retrain_cli(cli, root: Path, raw: Path, index: int = 0, out: str = "results/retrain", env=None):
+    return cli("retrain", str(index), "--params", root / "params.yaml", "--genomes", root / "results" / "genomes",
+               "--raw", raw, "--out", root / out, cwd=root, env={**ONE_THREAD, **(env or {})})
+
+
+# ---------------------------------------------------------------- the loop's pieces
+
+
+def test_augment_batch_is_a_numpy_crop_and_flip():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(6, 3, 32, 32), dtype=np.uint8)
+    p = T.CROP_PAD
+    padded_np = np.pad(images, ((0, 0), (0, 0), (p, p), (p, p)))
+    padded = torch.nn.functional.pad(torch.from_numpy(images), (p, p, p, p)).permute(0, 2, 3, 1).contiguous()
+    idx = torch.tensor([4, 0, 5, 4, 2])
+    dy = torch.tensor([0, 8, 3, 1, 7])
+    dx = torch.tensor([8, 0, 5, 2, 4])
+    flip = torch.tensor([False, True, True, False, True])
+    out = T.augment_batch(padded, idx, dy, dx, flip)
+    assert out.shape == (5, 3, 32, 32) and out.dtype == torch.uint8
+    for b in range(5):
+        crop = padded_np[idx[b], :, dy[b] : dy[b] + 32, dx[b] : dx[b] + 32]
+        expected = crop[:, :, ::-1] if flip[b] else crop
+        np.testing.assert_array_equal(out[b].numpy(), expected)
+    assert torch.equal(out, T.augment_batch(padded, idx, dy, dx, flip))
+
+
+def test_bf16_on_cpu_falls_back_to_fp32_only_for_dilated_depthwise_convs():
+    dilated = [row[:] for row in SMALL_GENOME]
+    dilated[2] = [16, 1, ["3*3 dil conv", "3*3 avgpool"]]
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert T.effective_precision(network.build(dilated), cpu, "bf16") == "fp32"
+    assert T.effective_precision(network.build(dilated), cuda, "bf16") == "bf16"
+    assert T.effective_precision(network.build(dilated), cpu, "fp32") == "fp32"
+    assert T.effective_precision(network.build(SMALL_GENOME), cpu, "bf16") == "bf16"
+
+
+def test_recipes_from_params():
+    from minigen import params as P
+
+    settings = P.load(None)
+    paper = R.make_recipe(settings, torch.device("cpu"))
+    assert (paper.optimizer, paper.lr, paper.batch_size, paper.epochs) == ("adam", 0.001, 64, 340)
+    assert not paper.augment and paper.schedule == "constant" and paper.precision == "fp32"
+    settings["retrain"]["recipe"] = "modern"
+    modern = R.make_recipe(settings, torch.device("cpu"))
+    assert (modern.optimizer, modern.lr, modern.momentum, modern.schedule) == ("sgd", 0.05, 0.9, "cosine")
+    assert modern.augment and modern.label_smoothing == 0.1 and modern.weight_decay == 0.0005
+    assert modern.precision == "fp32"
+    assert R.make_recipe(settings, torch.device("cuda")).precision == "bf16"
+    settings["retrain"]["momentum"] = 1.5
+    with pytest.raises(UserError, match="retrain.momentum"):
+        R.make_recipe(settings, torch.device("cpu"))
+
+
+def test_a_damaged_or_foreign_checkpoint_means_a_fresh_start(tmp_path):
+    identity = R.checkpoint_identity("abc", T.Recipe(epochs=2), "data", "cpu")
+    path = tmp_path / "ckpt.pt"
+    logged = []
+    path.write_bytes(b"not a checkpoint")
+    assert R.load_checkpoint(path, identity, torch.device("cpu"), logged.append) is None
+    state = {"epoch": 0, "model": {}, "optimizer": {}, "schedule": {}, "curve": []}
+    path.write_bytes(_saved({"identity": {**identity, "genome_id": "other"}, "fit": state, "seconds": 1.0}))
+    assert R.load_checkpoint(path, identity, torch.device("cpu"), logged.append) is None
+    assert len(logged) == 2 and all("starting from epoch 1" in line for line in logged)
+    path.write_bytes(_saved({"identity": identity, "fit": state, "seconds": 1.0}))
+    assert R.load_checkpoint(path, identity, torch.device("cpu"), logged.append)["fit"]["epoch"] == 0
+
+
+def _saved(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- the stage
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, settings", [
+    ("paper", {"epochs": 5, "batch_size": 32, "lr": 0.005}),
+    ("modern", {"epochs": 6, "batch_size": 16, "modern_lr": 0.05, "warmup_epochs": 1}),
+])
+def test_a_short_retrain_beats_guessing(cli, tmp_path, digits_raw, isolated_cache, recipe, settings):
+    write_params(tmp_path, recipe=recipe, **settings)
+    write_genome(tmp_path / "results" / "genomes", 0)
+    proc = retrain_cli(cli, tmp_path, digits_raw)
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "results" / "retrain" / "genome_0"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(R.OUTPUT_FILES)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.3  # 10 classes: guessing gives 0.1
+    assert metrics["recipe"] == recipe and metrics["epochs"] == settings["epochs"]
+    assert (metrics["train_images"], metrics["test_images"]) == (400, 300)
+    assert metrics["params"] == network.count_params(network.build(SMALL_GENOME))
+    assert metrics["genome_id"] == G.genome_id(SMALL_GENOME) and metrics["device_kind"] == "cpu"
+    curve = (folder / "curve.csv").read_text().splitlines()
+    assert curve[0] == ",".join(R.CURVE_COLUMNS) and len(curve) == 1 + settings["epochs"]
+    assert float(curve[-1].split(",")[3]) == metrics["test_accuracy"]
+    weights = load_file(folder / "model.safetensors")
+    assert set(weights) == set(network.build(SMALL_GENOME).state_dict())
+    assert not list(paths.checkpoints_dir().glob("retrain-*"))  # deleted after success
+    assert "epoch 1/" in proc.stderr
+
+
+@pytest.mark.slow
+def test_resume_after_kill_ends_with_the_same_weights(cli, tmp_path, tiny_raw, isolated_cache):
+    write_params(tmp_path, recipe="modern", epochs=3, batch_size=16, warmup_epochs=1)
+    write_genome(tmp_path / "results" / "genomes", 0)
+
+    killed = retrain_cli(cli, tmp_path, tiny_raw, env={R.ABORT_AFTER_EPOCH_ENV: "2"})
+    assert killed.returncode == 137, killed.stderr
+    assert not (tmp_path / "results" / "retrain" / "genome_0").exists()
+    assert len(list(paths.checkpoints_dir().glob("retrain-*.pt"))) == 1
+
+    resumed = retrain_cli(cli, tmp_path, tiny_raw)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming genome 0 after epoch 2" in resumed.stderr
+    assert "epoch 1/3" not in resumed.stderr and "epoch 3/3" in resumed.stderr
+
+    straight = retrain_cli(cli, tmp_path, tiny_raw, out="straight",
+                           env={"MINIGEN_CACHE_DIR": str(tmp_path / "other-cache")})
+    assert straight.returncode == 0, straight.stderr
+    a, b = tmp_path / "results" / "retrain" / "genome_0", tmp_path / "straight" / "genome_0"
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert (a / "curve.csv").read_text() == (b / "curve.csv").read_text()
+    assert json.loads((a / "metrics.json").read_text())["test_accuracy"] == \
+        json.loads((b / "metrics.json").read_text())["test_accuracy"]
+
+
+@pytest.mark.parametrize("content, says", [
+    (None, "not found"),
+    ("{not json", "not valid JSON"),
+    ('{"index": 0}', "malformed"),
+    ('{"genome": [[".", 1, ["3*3 conv", "3*3 conv"]]]}', "malformed"),
+])
+def test_a_missing_or_malformed_genome_file_is_one_line_and_exit_2(cli, tmp_path, tiny_raw, content, says):
+    write_params(tmp_path, epochs=1)
+    genomes = tmp_path / "results" / "genomes"
+    genomes.mkdir(parents=True)
+    if content is not None:
+        (genomes / "genome_0.json").write_text(content)
+    proc = retrain_cli(cli, tmp_path, tiny_raw)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and says in proc.stderr
+    assert not (tmp_path / "results" / "retrain").exists()
+
+
+def test_missing_raw_data_is_one_line_and_exit_2(cli, tmp_path):
+    write_params(tmp_path, epochs=1)
+    write_genome(tmp_path / "results" / "genomes", 0)
+    proc = retrain_cli(cli, tmp_path, tmp_path / "nowhere")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "minigen download" in proc.stderr
