@@ -22,3 +22,17 @@ test: install
 
 lint: install
 	cd $(CURDIR) && PATH=$(CURDIR)/$(BIN):$$PATH snakemake --lint
+
+# The whole pipeline through Snakemake on the embedded digits data, on the CPU, with small
+# budgets (demo/params.yaml). It runs in demo/ (outputs in demo/results/), so neither
+# params.yaml nor a real run's data/ and results/ are touched. Again: `make clean-demo demo`.
+DEMO_CORES ?= all
+
+demo: install
+	@echo "== minigen demo: download -> sample -> search -> collect -> retrain -> report, settings in demo/params.yaml"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --directory demo --cores $(DEMO_CORES) --resources gpu=1
+	@echo "== done: table demo/results/report/table.md, figures demo/results/report/*.png, logs demo/logs/"
+	@cat demo/results/report/table.md
+
+clean-demo:
+	rm -rf demo/data demo/results demo/logs demo/.snakemake

@@ -54,7 +54,9 @@ DEFAULTS: dict[str, Any] = {
         "precision": "fp32",
         "workers": 1,
     },
-    "collect": {"top_k": 10},
+    # `indices` is range(top_k) spelled out: DVC's `foreach` needs a list to fan `retrain`
+    # out over and cannot count. Left out (null), it follows top_k.
+    "collect": {"top_k": 10, "indices": None},
     "retrain": {
         "epochs": 340,
         "recipe": "paper",
@@ -141,6 +143,7 @@ def validate(params: dict) -> dict:
             raise UserError(f"{section}.{key} must be a positive number, got {value!r}")
     if not _is_number(params["search"]["decay"]) or params["search"]["decay"] < 0:
         raise UserError(f"search.decay must be a number >= 0, got {params['search']['decay']!r}")
+    _check_indices(params["collect"])
     if params["search"]["keep"] > params["search"]["population"]:
         raise UserError("search.keep must not exceed search.population")
     channels = params["space"]["channels"]
@@ -154,6 +157,17 @@ def validate(params: dict) -> dict:
     ):
         raise UserError(f"space.blocks must be 4 positive integers (cells 1-4), got {blocks!r}")
     return params
+
+
+def _check_indices(collect: dict) -> None:
+    expected = list(range(collect["top_k"]))
+    if collect["indices"] is None:
+        collect["indices"] = expected
+    elif collect["indices"] != expected:
+        raise UserError(
+            f"collect.indices must be [0, ..., {expected[-1]}] to match collect.top_k={collect['top_k']} "
+            f"(dvc.yaml runs one retrain stage per index), got {collect['indices']!r}"
+        )
 
 
 def load(path: str | os.PathLike | None = "params.yaml") -> dict:

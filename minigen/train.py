@@ -23,6 +23,8 @@ NORMALIZE_MEAN = 0.5  # the authors' Normalize((0.5,)*3, (0.5,)*3)
 NORMALIZE_STD = 0.5
 CROP_PAD = 4
 EVAL_BATCH = 1000
+# Layout of activations and weights; bench/gpu_variants.py measures the alternatives.
+MEMORY_FORMAT = torch.channels_last
 
 
 class TrainingFailed(RuntimeError):
@@ -82,16 +84,35 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def normalize(x_uint8: torch.Tensor) -> torch.Tensor:
     x = x_uint8.float().div_(255.0).sub_(NORMALIZE_MEAN).div_(NORMALIZE_STD)
-    return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=MEMORY_FORMAT)
+
+
+def effective_precision(model: nn.Module, device: torch.device, precision: str) -> str:
+    """`precision`, except where the CPU's bf16 kernel for one of the model's ops is broken.
+
+    On the CPU (torch 2.14.1, oneDNN), the bf16 channels_last weight gradient of a
+    depthwise conv with dilation (`3*3 dil conv`) reads uninitialised memory: it changes
+    from call to call and is sometimes NaN. Such networks train in fp32 there (bf16 in
+    NCHW is exact too, but about 3x slower than fp32 channels_last).
+    """
+    broken = device.type == "cpu" and precision == "bf16" and any(
+        isinstance(m, nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1 for m in model.modules()
+    )
+    return "fp32" if broken else precision
 
 
 def augment_batch(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Per-sample crop and flip as one gather from the padded uint8 images (deterministic)."""
-    size = padded.shape[-1] - 2 * CROP_PAD
+    """Per-sample crop and flip as one gather from the padded uint8 images (deterministic).
+
+    `padded` is (N, 32 + 2 * CROP_PAD, 32 + 2 * CROP_PAD, 3), channels last, so each
+    gathered pixel is 3 adjacent bytes. Image `idx[b]` is cropped at rows `dy[b]`, columns
+    `dx[b]` and mirrored where `flip[b]`; the result is (B, 3, 32, 32) in channels_last.
+    """
+    size = padded.shape[1] - 2 * CROP_PAD
     ar = torch.arange(size, device=padded.device)
     rows = dy[:, None] + ar  # (B, 32)
     cols = torch.where(flip[:, None], dx[:, None] + (size - 1) - ar, dx[:, None] + ar)
-    out = padded[idx[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, 32, 32, 3)
+    out = padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]]  # (B, 32, 32, 3)
     return out.permute(0, 3, 1, 2)
 
 
@@ -129,6 +150,7 @@ def autocast(device: torch.device, precision: str):
 def accuracy(model: nn.Module, data: Split, precision: str = "fp32") -> float:
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=data.x.device)
+    precision = effective_precision(model, data.x.device, precision)
     for start in range(0, len(data), EVAL_BATCH):
         with autocast(data.x.device, precision):
             logits = model(normalize(data.x[start : start + EVAL_BATCH]))
@@ -152,7 +174,8 @@ def fit(
     """
     device = train.x.device
     D.make_deterministic(recipe.precision)
-    model.to(memory_format=torch.channels_last)
+    precision = effective_precision(model, device, recipe.precision)
+    model.to(memory_format=MEMORY_FORMAT)
     optimizer = make_optimizer(model, recipe)
     steps = math.ceil(len(train) / recipe.batch_size)
     schedule = make_schedule(optimizer, recipe, steps)
@@ -186,7 +209,7 @@ def fit(
             else:
                 xb = train.x[idx]
             yb = train.y[idx]
-            with autocast(device, recipe.precision):
+            with autocast(device, precision):
                 logits = model(normalize(xb))
             loss = criterion(logits.float(), yb)
             optimizer.zero_grad(set_to_none=True)
@@ -207,6 +230,9 @@ def fit(
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "curve": curve,
             })
+    # A last step can blow the weights up after the last loss was read: fail, don't score.
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingFailed(f"weights are not finite after epoch {recipe.epochs}")
     final = accuracy(model, test, recipe.precision) if test is not None else None
     return FitResult(test_accuracy=final, curve=curve)
 

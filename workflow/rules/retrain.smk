@@ -1,0 +1,21 @@
+# Each collected genome, trained on the full training set and tested on the full test set.
+
+
+rule retrain:
+    input:
+        genome="results/genomes/genome_{i}.json",
+        raw="data/raw",
+    output:
+        retrain=directory("results/retrain/genome_{i}"),
+    params:
+        settings=settings("seed", "retrain"),
+    log:
+        "logs/retrain/genome_{i}.log",
+    wildcard_constraints:
+        i=r"\d+",
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1,
+    shell:
+        "CUBLAS_WORKSPACE_CONFIG=:16:8 minigen retrain {wildcards.i} --params params.yaml"
+        " --genomes results/genomes --raw {input.raw} --out results/retrain 2>&1 | tee {log}"
