@@ -38,23 +38,24 @@ def tiny_genome(tmp_path) -> Path:
 
 
 def test_bench_eval_json_reports_consistent_positive_figures(cli, tiny_genome):
-    proc = cli("bench", "eval", "--genome", tiny_genome, "--train-images", 16, "--epochs", 2,
+    proc = cli("bench", "eval", "--genome", tiny_genome, "--train-images", 12, "--epochs", 2,
                "--device", "cpu", "--test-images", 10, "--batch-size", 8, "--json", check=True)
     out = json.loads(proc.stdout)
     assert out["seconds"] > 0 and out["images_per_second"] > 0 and out["gflops"] > 0
     assert out["warmup_seconds"] > 0  # the warm-up ran, apart from `seconds`
-    assert out["images_per_second"] == pytest.approx(16 * 2 / out["seconds"])
+    assert out["finished_at"] - out["started_at"] == pytest.approx(out["seconds"])
+    assert out["images_per_second"] == pytest.approx(12 * 2 / out["seconds"])
     flops = network.complexity(TINY)["flops"]
     assert out["forward_flops_per_image"] == flops
-    assert out["gflops"] == pytest.approx(3 * flops * 16 * 2 / out["seconds"] / 1e9)
+    assert out["gflops"] == pytest.approx(3 * flops * 12 * 2 / out["seconds"] / 1e9)
     assert out["device_kind"] == "cpu" and out["torch"] == torch.__version__ and out["device"]
-    assert out["precision"] == "fp32" and out["batch_size"] == 8
+    assert out["precision"] == out["effective_precision"] == "fp32" and out["batch_size"] == 8
     assert 0.0 <= out["test_accuracy"] <= 1.0 and out["peak_host_mb"] > 0
 
 
 def test_bench_eval_text_output_and_no_warmup(cli, tiny_genome):
-    proc = cli("bench", "eval", "--genome", tiny_genome, "--train-images", 8, "--epochs", 1,
-               "--device", "cpu", "--test-images", 10, "--no-warmup", check=True)
+    proc = cli("bench", "eval", "--genome", tiny_genome, "--train-images", 4, "--epochs", 1, "--batch-size", 4,
+               "--device", "cpu", "--test-images", 4, "--no-warmup", check=True)
     assert "images/s" in proc.stdout and "GFLOP/s" in proc.stdout
     assert "warm-up seconds   0.000" in proc.stdout
 

@@ -49,7 +49,9 @@ def test_demo_asks_for_no_more_images_than_digits_has():
 
 
 def test_demo_runs_in_its_own_folder_with_its_own_params():
-    out = run("snakemake", "-n", "--directory", "demo", "--cores", "2", "--resources", "gpu=1", cwd=ROOT).stdout
+    # --forceall: plan every job even where an earlier `make demo` left results.
+    out = run("snakemake", "-n", "--forceall", "--nolock", "--directory", "demo", "--cores", "2",
+              "--resources", "gpu=1", cwd=ROOT).stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out[out.index("Job stats:"):], flags=re.M))
     assert int(counts["retrain"]) == demo_params()["collect"]["top_k"]
     make = run("make", "-n", "demo", cwd=ROOT).stdout

@@ -49,7 +49,9 @@ def assert_report(project: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(report.glob("*.png"))
     metrics = json.loads((report / "metrics.json").read_text())
-    assert metrics
+    assert metrics["genomes"] == top_k
+    best = project / f"results/retrain/genome_{metrics['best_index']}/model.safetensors"
+    assert (report / "best_model.safetensors").read_bytes() == best.read_bytes()  # the DVC model artifact
     for i in range(top_k):
         assert json.loads((project / f"results/retrain/genome_{i}/metrics.json").read_text())["epochs"] == 1
 
