@@ -24,6 +24,3 @@ def collected():
 # Every command ends in `2>&1 | tee {log}`: its output goes to the rule's log and to the
 # terminal. Training rules start with CUBLAS_WORKSPACE_CONFIG=:16:8, which deterministic
 # algorithms need on CUDA. dvc.yaml's `cmd`s are the same commands without the `| tee`.
-
-# Training rules use up to this many CPU threads (Snakemake caps it at --cores).
-TRAIN_THREADS = 4

@@ -13,7 +13,9 @@ rule retrain:
         "logs/retrain/genome_{i}.log",
     wildcard_constraints:
         i=r"\d+",
-    threads: TRAIN_THREADS
+    # One thread (Snakemake sets OMP_NUM_THREADS): on the CPU, N retrains then share N
+    # cores side by side, and a busy machine does not stall a job's threads on each other.
+    threads: 1
     resources:
         gpu=1,
     shell:

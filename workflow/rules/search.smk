@@ -10,7 +10,8 @@ rule search:
         settings=settings("seed", "space", "search"),
     log:
         "logs/search.log",
-    threads: TRAIN_THREADS
+    # On the CPU the search runs search.workers processes of one thread each.
+    threads: config["search"]["workers"]
     resources:
         gpu=1,
     shell:
