@@ -7,6 +7,7 @@
 #
 #   bench/gpu.sh [REPORT.md]      # default: $OUT/gpu_bench.md when OUT is set, else ./gpu_bench.md
 #   env: PYTHON=python3  BUDGET=450 (s for all measurements)  IMAGES=1000  EPOCHS=20
+#        PRECISIONS="fp32 bf16" (the rows to measure)
 #        DEVICE=cuda (cpu only to smoke-test the script itself)
 #
 # Needs no install: it runs the checkout with PYTHONPATH set, on the machine's own torch.
@@ -21,6 +22,7 @@ BUDGET=${BUDGET:-450}
 IMAGES=${IMAGES:-1000}
 EPOCHS=${EPOCHS:-20}
 DEVICE=${DEVICE:-cuda}
+PRECISIONS=${PRECISIONS:-fp32 bf16}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export MINIGEN_CACHE_DIR=${MINIGEN_CACHE_DIR:-$(mktemp -d -t minigen-cache.XXXXXX)}
 WORK=$(mktemp -d -t minigen-gpu-bench.XXXXXX)
@@ -55,6 +57,7 @@ RESULTS=$WORK/results.jsonl
 
 measure() {  # measure GENOME PRECISION CONCURRENT LIMIT_S
   local g=$1 prec=$2 n=$3 limit=$4 left i start end pids=()
+  case " $PRECISIONS " in *" $prec "*) ;; *) return ;; esac
   left=$((BUDGET - SECONDS))
   if [ "$left" -lt 30 ]; then
     echo "skipped genome $g $prec x$n: time budget spent" >&2

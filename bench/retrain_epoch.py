@@ -77,7 +77,7 @@ def main() -> None:
     print(json.dumps({
         "genome_id": G.genome_id(genome),
         "recipe": args.recipe,
-        "precision": T.effective_precision(model, device, recipe.precision),
+        "precision": recipe.precision,
         "batch_size": recipe.batch_size,
         "images": args.images,
         "test_images": args.test_images,

@@ -112,8 +112,6 @@ def evaluate(genome, *, train_images: int, epochs: int, device: torch.device, pr
         "test_accuracy": result.test_accuracy,
         "final_train_loss": result.curve[-1]["train_loss"],
         "precision": precision,
-        # What the loop really ran: it may keep a network in fp32 where a shortcut is broken.
-        "effective_precision": T.effective_precision(network.build(genome), device, precision),
         "batch_size": batch_size,
         "device": device_name(device),
         "device_kind": D.kind(device),
@@ -131,7 +129,7 @@ def format_result(result: dict) -> str:
         f"device            {result['device']}",
         f"torch             {result['torch']}",
         f"work              {result['train_images']} images x {result['epochs']} epochs"
-        + (f", {result['precision']} (ran as {result['effective_precision']})" if "precision" in result else ""),
+        + (f", {result['precision']}" if "precision" in result else ""),
         f"seconds           {result['seconds']:.3f}",
         f"images/s          {result['images_per_second']:.1f}",
         f"GFLOP/s           {result['gflops']:.1f}  (forward {result['forward_flops_per_image'] / 1e9:.3f} GFLOP/image, x3 to train)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # cuBLAS reads this when CUDA starts; without it deterministic matmuls raise errors.
@@ -10,6 +11,10 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
 import torch  # noqa: E402  (after the environment is set)
 
 from .errors import UserError  # noqa: E402
+
+# CPU results depend on the intra-op thread count (a conv's reductions are split per
+# thread), so every CPU training (evaluation or retrain) runs on this many threads.
+CPU_THREADS = 1
 
 
 def resolve(spec: str = "auto") -> torch.device:
@@ -44,3 +49,22 @@ def make_deterministic(precision: str = "fp32") -> None:
     tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int | None):
+    """Run with `count` intra-op threads (None: leave as is), restoring the old count."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def training_threads(device: torch.device) -> int | None:
+    """The pinned thread count for training on `device` (None on a GPU: not pinned)."""
+    return CPU_THREADS if device.type == "cpu" else None

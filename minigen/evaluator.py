@@ -33,8 +33,8 @@ from . import paths
 from . import train as T
 from .cache import EvaluationCache, content_key
 
-EVAL_VERSION = 1  # bump when what an evaluation computes changes; part of the cache key
-CPU_THREADS = 1  # intra-op threads of every CPU evaluation (part of the cache key)
+EVAL_VERSION = 2  # bump when what an evaluation computes changes; part of the cache key
+CPU_THREADS = D.CPU_THREADS  # intra-op threads of every CPU evaluation (part of the cache key)
 MAX_ATTEMPTS = 3  # a genome whose worker dies this often is recorded as failed, uncached
 OOM_PREFIX = "out of memory"  # how train.TrainingFailed names an OOM: not deterministic, never cached
 # Test hook: "GENOME_ID:MARKER_PATH" makes a worker die on that genome once (until the marker exists).
@@ -84,20 +84,6 @@ def key_inputs(genome, mini_sha256: str, recipe: T.Recipe, device_kind: str) -> 
     if device_kind == "cpu":
         inputs["cpu_threads"] = CPU_THREADS
     return inputs
-
-
-@contextlib.contextmanager
-def _threads(count: int | None):
-    """Run with `count` intra-op threads (None: leave as is), restoring the old count."""
-    if count is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train(genome, train: T.Split, test: T.Split, recipe: T.Recipe) -> _Outcome:
@@ -379,9 +365,9 @@ class Evaluator:
 
     def _train_here(self, todo: dict[str, G.Genome]) -> Iterator[tuple[str, _Outcome]]:
         train, test = self.mini.train.to(self.device), self.mini.test.to(self.device)
-        threads = CPU_THREADS if self.device.type == "cpu" else None
+        threads = D.training_threads(self.device)
         for key, genome in todo.items():
-            with _threads(threads):
+            with D.intra_op_threads(threads):
                 outcome = _train(genome, train, test, self.recipe)
             yield key, outcome
 

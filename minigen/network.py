@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from . import genome as G
-from .ops import STRIDE2_PAD, build_op
+from .ops import STRIDE2_PAD, Fp32Conv2d, build_op
 
 INPUT_CHANNELS = (3, 32, 64)  # the input cell's fixed channel flow
 NUM_CLASSES = 10
@@ -40,7 +40,7 @@ def input_cell(actions: list[str]) -> Block:
     skip = None
     if residual:
         # The stride-2 identity is a 1x1 conv (no BN), padded to keep 32x32.
-        skip = nn.Conv2d(INPUT_CHANNELS[0], INPUT_CHANNELS[-1], 1, stride=2, padding=STRIDE2_PAD, bias=True)
+        skip = Fp32Conv2d(INPUT_CHANNELS[0], INPUT_CHANNELS[-1], 1, stride=2, padding=STRIDE2_PAD, bias=True)
     return Block(chain, skip)
 
 

@@ -7,6 +7,7 @@ keep the 32x32 feature map.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .genome import IDENTITY
@@ -29,11 +30,29 @@ def conv_bn_relu(c_in: int, c_out: int, kernel, stride: int = 1, padding=None) -
     )
 
 
+class Fp32Conv2d(nn.Conv2d):
+    """A conv that stays fp32 under bf16 autocast, for convs whose bf16 kernels fail.
+
+    Used for the depthwise convs (oneDNN's bf16 weight gradient of a dilated one reads
+    uninitialised memory on the CPU; they are memory-bound, so fp32 costs little) and for
+    the input cell's 1x1 stride-2 skip (cuDNN has no deterministic bf16 engine for its
+    3-channel, 16-padded weight gradient: "unable to find an engine", torch 2.11, H200).
+    The convs around them still run in bf16.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (FLOP counting runs on the meta device, which has no autocast to ask about.)
+        if x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 def separable(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     """Depthwise kxk (groups=c_in) -> pointwise 1x1 -> BN -> ReLU."""
     padding = dilation * (kernel // 2) + (STRIDE2_PAD if stride == 2 else 0)
     return nn.Sequential(
-        nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=True),
+        Fp32Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=True),
         nn.Conv2d(c_in, c_out, 1, bias=True),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=False),

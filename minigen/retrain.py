@@ -137,6 +137,7 @@ def checkpoint_identity(genome_id: str, recipe: T.Recipe, data_sha256: str, devi
         "recipe": recipe.as_dict(),
         "data_sha256": data_sha256,
         "device_kind": device_kind,
+        "cpu_threads": D.CPU_THREADS if device_kind == "cpu" else None,
         "torch": str(torch.__version__),  # a plain str: torch.load(weights_only=True) refuses TorchVersion
     }
 
@@ -223,7 +224,9 @@ def retrain(
 
     model = T.build_seeded(genome, recipe.seed, device)
     try:
-        result = T.fit(model, train, test, recipe, state=saved["fit"] if saved else None, on_epoch=on_epoch)
+        # Pinned on the CPU, so `dvc repro` (all cores) and Snakemake (1 thread) agree.
+        with D.intra_op_threads(D.training_threads(device)):
+            result = T.fit(model, train, test, recipe, state=saved["fit"] if saved else None, on_epoch=on_epoch)
     except T.TrainingFailed as exc:
         raise UserError(f"genome {index} could not be trained: {exc}") from None
     except torch.OutOfMemoryError as exc:
@@ -240,6 +243,7 @@ def retrain(
         "recipe_settings": recipe.as_dict(),
         "seconds": round(seconds, 3),
         "device_kind": kind,
+        "cpu_threads": identity["cpu_threads"],
         "train_images": len(train),
         "test_images": len(test),
         "data_sha256": data_sha256,

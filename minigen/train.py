@@ -87,20 +87,6 @@ def normalize(x_uint8: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=MEMORY_FORMAT)
 
 
-def effective_precision(model: nn.Module, device: torch.device, precision: str) -> str:
-    """`precision`, except where the CPU's bf16 kernel for one of the model's ops is broken.
-
-    On the CPU (torch 2.14.1, oneDNN), the bf16 channels_last weight gradient of a
-    depthwise conv with dilation (`3*3 dil conv`) reads uninitialised memory: it changes
-    from call to call and is sometimes NaN. Such networks train in fp32 there (bf16 in
-    NCHW is exact too, but about 3x slower than fp32 channels_last).
-    """
-    broken = device.type == "cpu" and precision == "bf16" and any(
-        isinstance(m, nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1 for m in model.modules()
-    )
-    return "fp32" if broken else precision
-
-
 def augment_batch(padded: torch.Tensor, idx: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Per-sample crop and flip as one gather from the padded uint8 images (deterministic).
 
@@ -150,7 +136,6 @@ def autocast(device: torch.device, precision: str):
 def accuracy(model: nn.Module, data: Split, precision: str = "fp32") -> float:
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=data.x.device)
-    precision = effective_precision(model, data.x.device, precision)
     for start in range(0, len(data), EVAL_BATCH):
         with autocast(data.x.device, precision):
             logits = model(normalize(data.x[start : start + EVAL_BATCH]))
@@ -174,7 +159,6 @@ def fit(
     """
     device = train.x.device
     D.make_deterministic(recipe.precision)
-    precision = effective_precision(model, device, recipe.precision)
     model.to(memory_format=MEMORY_FORMAT)
     optimizer = make_optimizer(model, recipe)
     steps = math.ceil(len(train) / recipe.batch_size)
@@ -209,7 +193,7 @@ def fit(
             else:
                 xb = train.x[idx]
             yb = train.y[idx]
-            with autocast(device, precision):
+            with autocast(device, recipe.precision):
                 logits = model(normalize(xb))
             loss = criterion(logits.float(), yb)
             optimizer.zero_grad(set_to_none=True)

@@ -14,7 +14,7 @@ from torch import nn
 
 from minigen import genome as G
 from minigen import network as N
-from minigen.ops import build_op
+from minigen.ops import Fp32Conv2d, build_op
 
 STRIDE1_OPS = G.NORMAL_OPS
 POOLS = ("3*3 maxpool", "3*3 avgpool")
@@ -191,7 +191,7 @@ def test_input_cell_identity_is_an_unnormalised_1x1_stride2_conv(published):
     net = N.build(published[0]["genome"])  # input cell: identity, 5*5 conv, 5*5 conv
     block = net.cells[0]
     skip = block.skip
-    assert type(skip) is nn.Conv2d  # a bare conv: no BatchNorm, no ReLU
+    assert type(skip) is Fp32Conv2d  # a bare conv: no BatchNorm, no ReLU; fp32 under autocast
     assert (skip.in_channels, skip.out_channels, skip.kernel_size) == (3, 64, (1, 1))
     assert skip.stride == (2, 2) and skip.padding == (16, 16) and skip.bias is not None
     x = torch.randn(2, 3, 32, 32)
@@ -299,3 +299,28 @@ def test_cell_summary_adds_up(published):
     assert [row["cell"] for row in rows] == [0, 1, 2, 3, 4, "head"]
     assert sum(row["params"] for row in rows) == genome_params(genome)
     assert rows[0]["channels"] == 64 and rows[4]["channels"] == genome[4][0]
+
+
+# ---------------------------------------------------------------- bf16 autocast
+
+
+def test_only_depthwise_convs_and_the_input_skip_stay_fp32_under_autocast(published):
+    net = N.build(published[1]["genome"])  # residual input cell, dil convs and 5*5 dconvs
+    kept = [m for m in net.modules() if isinstance(m, Fp32Conv2d)]
+    assert net.cells[0].skip in kept
+    assert all(m.groups == m.in_channels > 1 for m in kept if m is not net.cells[0].skip)
+    depthwise = [m for m in convs(net) if m.groups > 1]
+    assert depthwise and all(isinstance(m, Fp32Conv2d) for m in depthwise)
+    assert len(kept) == len(depthwise) + 1
+
+
+def test_fp32_conv_ignores_bf16_autocast_and_plain_convs_do_not():
+    torch.manual_seed(0)
+    kept, plain = Fp32Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 3, padding=1)
+    x = torch.randn(2, 8, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside, plain_inside = kept(x), plain(x)
+        from_bf16 = kept(x.bfloat16())  # a bf16 input from the op before is widened back
+    assert inside.dtype == from_bf16.dtype == torch.float32 and plain_inside.dtype == torch.bfloat16
+    assert torch.equal(inside, kept(x))  # the very fp32 result, bit for bit
+    assert torch.equal(from_bf16, kept(x.bfloat16().float()))
