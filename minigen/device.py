@@ -44,6 +44,10 @@ def kind(device: torch.device) -> str:
 def make_deterministic(precision: str = "fp32") -> None:
     """Deterministic kernels only; TF32 only when asked for (the paper trained in fp32)."""
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also NaN-fills every new tensor: a debugging aid, pure extra work
+    # (a fill kernel per allocation on a GPU). Kernels overwrite those buffers, so the
+    # results are the same bits without it (tests/test_retrain.py checks).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     tf32 = precision == "tf32"

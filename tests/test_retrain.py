@@ -118,6 +118,32 @@ def test_bf16_on_cpu_trains_dilated_depthwise_convs_finitely_and_repeatably():
     assert all(torch.equal(runs[0], r) for r in runs[1:])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_gives_the_same_bits_without_the_nan_fill_of_new_tensors(monkeypatch, precision):
+    # make_deterministic turns off deterministic mode's NaN fill of new tensors (for
+    # speed); that is only sound while no kernel reads a buffer before writing it.
+    genome = [[".", 1, ["identity", "3*3 conv", "5*5 dconv"]], [16, 1, ["identity", "3*3 dil conv", "3*3 maxpool"]],
+              [8, 1, ["5*5 conv", "3*3 avgpool"]], [16, 1, ["1*7-7*1 conv", "3*3 dconv"]], [8, 1, ["3*3 conv", "3*3 conv"]]]
+    gen = torch.Generator().manual_seed(0)
+    data = T.Split(torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                   torch.randint(0, 10, (48,), generator=gen))
+    recipe = T.Recipe(epochs=1, batch_size=16, seed=1, precision=precision, optimizer="sgd", momentum=0.9, augment=True)
+    make_deterministic = T.D.make_deterministic
+
+    def trained(fill: bool) -> torch.Tensor:
+        def setup(p):
+            make_deterministic(p)
+            torch.utils.deterministic.fill_uninitialized_memory = fill
+        monkeypatch.setattr(T.D, "make_deterministic", setup)
+        model = T.build_seeded(genome, recipe.seed, torch.device("cpu"))
+        T.fit(model, data, data, recipe)
+        return torch.cat([t.detach().flatten().double() for t in [*model.parameters(), *model.buffers()]])
+
+    assert torch.equal(trained(fill=True), trained(fill=False))
+    make_deterministic(precision)
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
 def test_recipes_from_params():
     from minigen import params as P
 
