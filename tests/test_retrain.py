@@ -120,8 +120,8 @@ def test_bf16_on_cpu_trains_dilated_depthwise_convs_finitely_and_repeatably():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_training_gives_the_same_bits_without_the_nan_fill_of_new_tensors(monkeypatch, precision):
-    # make_deterministic turns off deterministic mode's NaN fill of new tensors (for
-    # speed); that is only sound while no kernel reads a buffer before writing it.
+    # make_deterministic turns off deterministic mode's NaN fill of new tensors (extra
+    # work); that is only sound while no kernel reads a buffer before writing it.
     genome = [[".", 1, ["identity", "3*3 conv", "5*5 dconv"]], [16, 1, ["identity", "3*3 dil conv", "3*3 maxpool"]],
               [8, 1, ["5*5 conv", "3*3 avgpool"]], [16, 1, ["1*7-7*1 conv", "3*3 dconv"]], [8, 1, ["3*3 conv", "3*3 conv"]]]
     gen = torch.Generator().manual_seed(0)
