@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
+from minigen import bench as B
 from minigen import device as D
+from minigen import paper_facts
 from minigen import train as T
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -28,13 +27,10 @@ def main() -> None:
     parser.add_argument("--genome", type=int, default=1, help="published genome index")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
-    genomes = json.loads((ROOT / "minigen/resources/published_genomes.json").read_text())["genomes"]
-    genome = genomes[args.genome]["genome"]
+    genome = paper_facts.published()[args.genome]["genome"]
     device = D.resolve(args.device)
-    gen = torch.Generator().manual_seed(0)
-    train = T.Split(torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=gen),
-                    torch.randint(0, 10, (args.images,), generator=gen)).to(device)
-    test = T.Split(train.x[:100], train.y[:100])
+    train, test = B.random_splits(args.images, 100, seed=0)
+    train, test = train.to(device), test.to(device)
     deterministic_setup = D.make_deterministic
     for fmt_name, fmt in (("channels_last", torch.channels_last), ("nchw", torch.contiguous_format)):
         for deterministic in (True, False):
@@ -50,8 +46,7 @@ def main() -> None:
 
                 D.make_deterministic = setup
                 T.train_genome(genome, train, test, T.Recipe(epochs=1, precision=precision))  # warm-up
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
+                B.sync(device)
                 start = time.perf_counter()
                 result = T.train_genome(genome, train, test, T.Recipe(epochs=args.epochs, precision=precision))
                 seconds = time.perf_counter() - start

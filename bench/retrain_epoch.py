@@ -22,24 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
+from minigen import bench as B  # noqa: E402
 from minigen import device as D  # noqa: E402
 from minigen import genome as G  # noqa: E402
 from minigen import paper_facts  # noqa: E402
 from minigen import params as P  # noqa: E402
 from minigen import retrain as R  # noqa: E402
 from minigen import train as T  # noqa: E402
-
-
-def random_split(count: int, seed: int, device: torch.device) -> T.Split:
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=gen)
-    y = torch.randint(0, 10, (count,), generator=gen)
-    return T.Split(x, y).to(device)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -57,19 +46,19 @@ def main() -> None:
     params = P.load(None)
     params["retrain"]["recipe"] = args.recipe
     recipe = R.make_recipe(params, device)
-    train = random_split(args.images, 0, device)
-    test = random_split(args.test_images, 1, device)
+    train, test = B.random_splits(args.images, args.test_images, seed=0)
+    train, test = train.to(device), test.to(device)
 
     warm = T.Split(train.x[: 2 * recipe.batch_size], train.y[: 2 * recipe.batch_size])
     T.fit(T.build_seeded(genome, recipe.seed, device), warm, warm, T.Recipe(**{**recipe.as_dict(), "epochs": 1}))
 
     model = T.build_seeded(genome, recipe.seed, device)
     epoch_seconds = []
-    sync(device)
+    B.sync(device)
     started = time.perf_counter()
 
     def on_epoch(epoch: int, row: dict, state: dict) -> None:
-        sync(device)
+        B.sync(device)
         epoch_seconds.append(time.perf_counter() - started)
 
     T.fit(model, train, test, T.Recipe(**{**recipe.as_dict(), "epochs": 1}), on_epoch=on_epoch)

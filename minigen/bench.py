@@ -25,7 +25,6 @@ from . import network
 from . import train as T
 
 DEFAULT_TEST_IMAGES = 100
-NUM_CLASSES = 10
 
 
 def random_splits(train_images: int, test_images: int, seed: int) -> tuple[T.Split, T.Split]:
@@ -34,7 +33,7 @@ def random_splits(train_images: int, test_images: int, seed: int) -> tuple[T.Spl
 
     def split(n: int) -> T.Split:
         x = torch.randint(0, 256, (n, 3, network.IMAGE_SIZE, network.IMAGE_SIZE), dtype=torch.uint8, generator=gen)
-        y = torch.arange(n) % NUM_CLASSES
+        y = torch.arange(n) % network.NUM_CLASSES
         return T.Split(x, y[torch.randperm(n, generator=gen)])
 
     return split(train_images), split(test_images)

@@ -6,12 +6,11 @@ import argparse
 import json
 
 from ..errors import UserError
+from . import add_action_group
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("bench", help="speed benchmarks", description="Speed benchmarks (see BENCHMARKS.md).")
-    actions = parser.add_subparsers(dest="bench_command", metavar="ACTION")
-    actions.required = True
+    actions = add_action_group(sub, "bench", "speed benchmarks", "Speed benchmarks (see BENCHMARKS.md).")
     ev = actions.add_parser(
         "eval",
         help="time one genome evaluation on random data",
@@ -69,16 +68,11 @@ def run_eval(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m minigen.commands.bench eval ...`: the same command on torch alone (bench/gpu.sh
     falls back to it on a bare GPU machine without the pipeline's other dependencies)."""
-    import sys
+    from ..cli import dispatch  # imports no command module but this one
 
     parser = argparse.ArgumentParser(prog="minigen")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"minigen: error: {exc}", file=sys.stderr)
-        return 2
+    return dispatch(parser, argv)
 
 
 if __name__ == "__main__":

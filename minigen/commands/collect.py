@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_params_option
+from . import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -18,10 +18,8 @@ def register(sub) -> None:
         "Stale genome_{j}.json with j >= top_k are removed.",
     )
     add_params_option(parser)
-    parser.add_argument("--search", default="results/search", metavar="DIR",
-                        help="output of `minigen search` (default: results/search)")
-    parser.add_argument("--out", default="results/genomes", metavar="DIR",
-                        help="output folder (default: results/genomes)")
+    add_folder_option(parser, "--search", "results/search", "output of `minigen search`")
+    add_folder_option(parser, "--out", "results/genomes", "output folder")
     parser.set_defaults(func=run)
 
 

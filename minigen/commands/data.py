@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import params as P
-from . import add_params_option
+from . import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
         "Does nothing when OUT already holds the same source intact; a failed download leaves OUT untouched.",
     )
     add_params_option(download)
-    download.add_argument("--out", default="data/raw", metavar="DIR", help="output folder (default: data/raw)")
+    add_folder_option(download, "--out", "data/raw", "output folder")
     download.set_defaults(func=run_download)
 
     sample = sub.add_parser(
@@ -33,8 +33,8 @@ def register(sub) -> None:
         "sha256 per file, source md5).",
     )
     add_params_option(sample)
-    sample.add_argument("--raw", default="data/raw", metavar="DIR", help="raw data from `download` (default: data/raw)")
-    sample.add_argument("--out", default="data/mini", metavar="DIR", help="output folder (default: data/mini)")
+    add_folder_option(sample, "--raw", "data/raw", "raw data from `download`")
+    add_folder_option(sample, "--out", "data/mini", "output folder")
     sample.set_defaults(func=run_sample)
 
     verify = sub.add_parser(
@@ -44,7 +44,7 @@ def register(sub) -> None:
         "manifest.json, so a copy moved between machines can be trusted. Exit code 2 names "
         "the first file that differs.",
     )
-    verify.add_argument("dir", nargs="?", default="data/mini", metavar="DIR", help="mini-set folder (default: data/mini)")
+    add_folder_option(verify, "dir", "data/mini", "mini-set folder")
     verify.set_defaults(func=run_verify)
 
 

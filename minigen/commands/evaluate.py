@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import add_params_option
+from . import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -21,8 +21,7 @@ def register(sub) -> None:
     parser.add_argument("genome", metavar="GENOME_JSON",
                         help="genome file: a list of 5 cells in the authors' format, or an object with a 'genome' key")
     add_params_option(parser)
-    parser.add_argument("--mini", default="data/mini", metavar="DIR",
-                        help="the frozen mini set from `minigen sample` (default: data/mini)")
+    add_folder_option(parser, "--mini", "data/mini", "the frozen mini set from `minigen sample`")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (genome_id, accuracy, error, cached, seconds, device)")
     parser.set_defaults(func=run)

@@ -9,13 +9,11 @@ import random
 
 from .. import genome as G
 from .. import params as P
-from . import add_params_option
+from . import add_action_group, add_params_option
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("genome", help="inspect or sample genomes", description="Inspect or sample genomes.")
-    actions = parser.add_subparsers(dest="genome_command", metavar="ACTION")
-    actions.required = True
+    actions = add_action_group(sub, "genome", "inspect or sample genomes", "Inspect or sample genomes.")
 
     info = actions.add_parser(
         "info",

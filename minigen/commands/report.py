@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_params_option
+from . import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -20,14 +20,10 @@ def register(sub) -> None:
         "between mini-set and full accuracy) and best_model.safetensors (the best genome's weights).",
     )
     add_params_option(parser)
-    parser.add_argument("--search", default="results/search", metavar="DIR",
-                        help="output of `minigen search` (default: results/search)")
-    parser.add_argument("--genomes", default="results/genomes", metavar="DIR",
-                        help="output of `minigen collect` (default: results/genomes)")
-    parser.add_argument("--retrain", default="results/retrain", metavar="DIR",
-                        help="outputs of `minigen retrain` (default: results/retrain)")
-    parser.add_argument("--out", default="results/report", metavar="DIR",
-                        help="output folder (default: results/report)")
+    add_folder_option(parser, "--search", "results/search", "output of `minigen search`")
+    add_folder_option(parser, "--genomes", "results/genomes", "output of `minigen collect`")
+    add_folder_option(parser, "--retrain", "results/retrain", "outputs of `minigen retrain`")
+    add_folder_option(parser, "--out", "results/report", "output folder")
     parser.set_defaults(func=run)
 
 

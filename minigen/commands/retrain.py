@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_params_option
+from . import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -22,13 +22,9 @@ def register(sub) -> None:
     )
     parser.add_argument("index", type=int, metavar="INDEX", help="which genome_{INDEX}.json to train")
     add_params_option(parser)
-    parser.add_argument("--genomes", default="results/genomes", metavar="DIR",
-                        help="output of `minigen collect` (default: results/genomes)")
-    parser.add_argument("--raw", default="data/raw", metavar="DIR",
-                        help="CIFAR-10 python batches, from `minigen download` (default: data/raw)")
-    parser.add_argument("--out", default="results/retrain", metavar="DIR",
-                        help="output folder; the genome's results go to OUT/genome_{INDEX} "
-                        "(default: results/retrain)")
+    add_folder_option(parser, "--genomes", "results/genomes", "output of `minigen collect`")
+    add_folder_option(parser, "--raw", "data/raw", "CIFAR-10 python batches, from `minigen download`")
+    add_folder_option(parser, "--out", "results/retrain", "output folder; the genome's results go to OUT/genome_{INDEX}")
     parser.set_defaults(func=run)
 
 

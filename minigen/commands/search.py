@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_params_option
+from . import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -19,10 +19,8 @@ def register(sub) -> None:
         "cached by content, so nothing is trained twice.",
     )
     add_params_option(parser)
-    parser.add_argument("--mini", default="data/mini", metavar="DIR",
-                        help="the frozen mini set from `minigen sample` (default: data/mini)")
-    parser.add_argument("--out", default="results/search", metavar="DIR",
-                        help="output folder, replaced as a whole when the search ends (default: results/search)")
+    add_folder_option(parser, "--mini", "data/mini", "the frozen mini set from `minigen sample`")
+    add_folder_option(parser, "--out", "results/search", "output folder, replaced as a whole when the search ends")
     parser.set_defaults(func=run)
 
 
