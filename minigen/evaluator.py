@@ -33,7 +33,7 @@ from . import paths
 from . import train as T
 from .cache import EvaluationCache, content_key
 
-EVAL_VERSION = 2  # bump when what an evaluation computes changes; part of the cache key
+EVAL_VERSION = 3  # bump when what an evaluation computes changes; part of the cache key
 CPU_THREADS = D.CPU_THREADS  # intra-op threads of every CPU evaluation (part of the cache key)
 MAX_ATTEMPTS = 3  # a genome whose worker dies this often is recorded as failed, uncached
 OOM_PREFIX = "out of memory"  # how train.TrainingFailed names an OOM: not deterministic, never cached

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import dilated
 from .genome import IDENTITY
 
 # Stride-2 padding that keeps 32x32: out = floor((32 + 2p - k) / 2) + 1 = 32 for p = 16 + k//2.
@@ -48,11 +49,21 @@ class Fp32Conv2d(nn.Conv2d):
         return super().forward(x)
 
 
+class DepthwiseConv2d(Fp32Conv2d):
+    """The depthwise conv of the separable ops: fp32 under autocast, and when dilated,
+    on the CPU, with `minigen.dilated`'s backward (oneDNN's is 6x slower than the forward)."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if dilated.has_fast_backward(self, x):
+            return dilated.DilatedDepthwiseConv.apply(x, weight, bias, self.dilation[0])
+        return super()._conv_forward(x, weight, bias)
+
+
 def separable(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     """Depthwise kxk (groups=c_in) -> pointwise 1x1 -> BN -> ReLU."""
     padding = dilation * (kernel // 2) + (STRIDE2_PAD if stride == 2 else 0)
     return nn.Sequential(
-        Fp32Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=True),
+        DepthwiseConv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=True),
         nn.Conv2d(c_in, c_out, 1, bias=True),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=False),

@@ -42,7 +42,7 @@ from .errors import UserError
 RECIPES = ("paper", "modern")
 OUTPUT_FILES = ("metrics.json", "curve.csv", "model.safetensors")
 CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_accuracy")
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # bump when what training computes changes (it is in the identity)
 # Tests only: end the process like `kill -9` right after this epoch's checkpoint (1-based).
 ABORT_AFTER_EPOCH_ENV = "MINIGEN_TEST_ABORT_AFTER_EPOCH"
 
