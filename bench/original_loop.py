@@ -4,7 +4,8 @@ What makes it the authors' loop (and slow): the whole training set as one NCHW f
 tensor, a fresh `DataLoader(TensorDataset, shuffle=True, batch_size=64)` and a fresh
 Adam every epoch, a head of AdaptiveAvgPool2d -> Linear -> Softmax fed to
 CrossEntropyLoss, a `loss.item()` host sync every step, and the default
-(non-deterministic, unfilled) PyTorch settings. The network is otherwise minigen's.
+(non-deterministic, unfilled) PyTorch settings, and plain `nn.Conv2d` convs (native
+backward). The network is otherwise minigen's.
 It is a timing baseline only: the squashed-softmax head is a known deviation we do not
 train with.
 
@@ -30,13 +31,22 @@ from minigen import genome as G  # noqa: E402
 from minigen import network  # noqa: E402
 
 
+def plain_convs(module: nn.Module) -> nn.Module:
+    """The authors' convs are all plain `nn.Conv2d`: drop minigen's conv subclasses (fp32
+    under autocast, `minigen.dilated`'s CPU backward); the parameters stay as they are."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            conv.__class__ = nn.Conv2d
+    return module
+
+
 class AuthorsNet(nn.Module):
-    """minigen's cells, then the authors' head: AdaptiveAvgPool2d -> Linear -> Softmax."""
+    """minigen's cells with plain convs, then the authors' head: AdaptiveAvgPool2d -> Linear -> Softmax."""
 
     def __init__(self, genome):
         super().__init__()
         body = network.build(genome)
-        self.cells = body.cells
+        self.cells = plain_convs(body.cells)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(body.classifier, nn.Softmax(dim=1))
 

@@ -107,6 +107,24 @@ def test_original_loop_has_the_authors_head():
     assert torch.allclose(probs.sum(1), torch.ones(3)) and (probs >= 0).all()
 
 
+def test_original_loop_trains_plain_convs_with_the_native_backward():
+    original = load_script("original_loop")
+    genome = [[".", 1, ["3*3 dconv", "3*3 dconv"]], [8, 1, ["3*3 dil conv", "3*3 maxpool"]],
+              [8, 1, ["3*3 avgpool", "3*3 maxpool"]], [8, 1, ["3*3 avgpool", "3*3 maxpool"]], [8, 1, ["3*3 maxpool", "3*3 avgpool"]]]
+    net = original.AuthorsNet(genome)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert any(m.dilation == (2, 2) for m in convs)
+    assert {type(m) for m in convs} == {torch.nn.Conv2d}
+    out = net(torch.randn(2, 3, 32, 32))
+    nodes, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and type(node).__name__ not in nodes:
+            nodes.add(type(node).__name__)
+            stack.extend(next_fn for next_fn, _ in node.next_functions)
+    assert "ConvolutionBackward0" in nodes and "DilatedDepthwiseConvBackward" not in nodes
+
+
 def test_precision_rank_summary_on_known_rankings():
     study = load_script("precision_rank")
     rows = [{"genome_id": str(i), "fp32": acc, "bf16": acc2, "fp32_seconds": 2.0, "bf16_seconds": 1.0}
