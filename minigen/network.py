@@ -22,7 +22,7 @@ class Block(nn.Module):
         super().__init__()
         self.chain = chain
         self.skip = skip
-        self.relu = nn.ReLU(inplace=False) if skip is not None else None
+        self.relu = nn.ReLU(inplace=True) if skip is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.chain(x)

@@ -1,7 +1,8 @@
 """The nine ops of the paper's Table I as PyTorch modules (DESIGN.md section 2).
 
 Every op but identity and the pools ends in BatchNorm + ReLU; every conv has a bias,
-as in the authors' code. `stride=2` builds the input cell's variants, whose paddings
+as in the authors' code. The ReLUs run in place: the same values, one activation less
+held per op (BatchNorm's backward needs its input, not its output). `stride=2` builds the input cell's variants, whose paddings
 keep the 32x32 feature map.
 """
 
@@ -27,7 +28,7 @@ def conv_bn_relu(c_in: int, c_out: int, kernel, stride: int = 1, padding=None) -
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=True),
         nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=False),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -66,7 +67,7 @@ def separable(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int
         DepthwiseConv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=True),
         nn.Conv2d(c_in, c_out, 1, bias=True),
         nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=False),
+        nn.ReLU(inplace=True),
     )
 
 

@@ -324,3 +324,19 @@ def test_fp32_conv_ignores_bf16_autocast_and_plain_convs_do_not():
     assert inside.dtype == from_bf16.dtype == torch.float32 and plain_inside.dtype == torch.bfloat16
     assert torch.equal(inside, kept(x))  # the very fp32 result, bit for bit
     assert torch.equal(from_bf16, kept(x.bfloat16().float()))
+
+
+def test_relus_run_in_place_and_train_bit_for_bit_as_out_of_place(published):
+    """In-place ReLUs save memory only: one training step gives the very same gradients."""
+    grads = []
+    for inplace in (True, False):
+        torch.manual_seed(0)
+        net = N.build(published[1]["genome"]).to(memory_format=torch.channels_last)  # residual cells too
+        relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+        assert relus and all(m.inplace for m in relus)
+        for m in relus:
+            m.inplace = inplace
+        x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+        nn.functional.cross_entropy(net(x), torch.tensor([1, 7])).backward()
+        grads.append([p.grad for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
