@@ -41,7 +41,7 @@ def plain_convs(module: nn.Module) -> nn.Module:
 
 
 class AuthorsNet(nn.Module):
-    """minigen's cells with plain convs, then the authors' head: AdaptiveAvgPool2d -> Linear -> Softmax."""
+    """minigen's cells (plain convs), then the authors' AdaptiveAvgPool2d -> Linear -> Softmax."""
 
     def __init__(self, genome):
         super().__init__()

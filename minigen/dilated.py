@@ -1,7 +1,7 @@
 """A faster CPU backward for the dilated depthwise conv (the `3*3 dil conv` op's first layer).
 
 oneDNN's own backward of a depthwise conv with dilation 2 takes 6x its forward on the CPU
-(torch 2.14.1, one thread, 64 x 256 x 32 x 32: 368 ms against 58 ms; BENCHMARKS.md),
+(torch 2.14.1, one thread, 64 x 256 x 32 x 32: 374 ms against 58 ms; BENCHMARKS.md),
 while the same arithmetic posed as a forward conv or an undilated conv runs at forward
 speed. With stride 1 and padding d * (k // 2) on both sides:
 

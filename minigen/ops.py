@@ -2,8 +2,8 @@
 
 Every op but identity and the pools ends in BatchNorm + ReLU; every conv has a bias,
 as in the authors' code. The ReLUs run in place: the same values, one activation less
-held per op (BatchNorm's backward needs its input, not its output). `stride=2` builds the input cell's variants, whose paddings
-keep the 32x32 feature map.
+held per op (BatchNorm's backward needs its input, not its output). `stride=2` builds
+the input cell's variants, whose paddings keep the 32x32 feature map.
 """
 
 from __future__ import annotations
