@@ -60,7 +60,6 @@ class DilatedDepthwiseConv(torch.autograd.Function):
     def forward(ctx, x, weight, bias, dilation: int):
         ctx.save_for_backward(x, weight)
         ctx.dilation = dilation
-        ctx.has_bias = bias is not None
         k = weight.shape[-1]
         return F.conv2d(x, weight, bias, 1, dilation * (k // 2), dilation, x.shape[1])
 
@@ -79,6 +78,6 @@ class DilatedDepthwiseConv(torch.autograd.Function):
             )
         if ctx.needs_input_grad[0]:
             grad_x = F.conv2d(grad, weight.flip(2, 3), None, 1, d * (k // 2), d, channels)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:  # False when there is no bias
             grad_bias = grad.sum((0, 2, 3))
         return grad_x, grad_weight, grad_bias, None

@@ -13,9 +13,11 @@ import yaml
 from safetensors.torch import load_file
 
 from minigen import cifar_format, download, network, paths
+from minigen import device as D
 from minigen import genome as G
 from minigen import retrain as R
 from minigen import train as T
+from minigen.bench import random_splits
 from minigen.errors import UserError
 
 # Small and quick on a CPU, yet it learns the digits in a few epochs (1x7-7x1 convs see far).
@@ -100,20 +102,14 @@ def test_bf16_on_cpu_trains_dilated_depthwise_convs_finitely_and_repeatably():
     dilated = [[".", 1, ["identity", "3*3 conv", "3*3 conv"]], [16, 1, ["identity", "3*3 dil conv", "3*3 dil conv"]],
                [24, 1, ["3*3 dil conv", "3*3 avgpool"]], [16, 1, ["5*5 dconv", "3*3 dil conv"]],
                [16, 1, ["3*3 conv", "3*3 dil conv"]]]
-    gen = torch.Generator().manual_seed(0)
-    data = T.Split(torch.randint(0, 256, (96, 3, 32, 32), dtype=torch.uint8, generator=gen),
-                   torch.randint(0, 10, (96,), generator=gen))
+    data, _ = random_splits(96, 0, seed=0)
     recipe = T.Recipe(epochs=2, batch_size=32, seed=1, precision="bf16")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        runs = []
+    runs = []
+    with D.intra_op_threads(1):
         for _ in range(3):
             model = T.build_seeded(dilated, recipe.seed, torch.device("cpu"))
             T.fit(model, data, None, recipe)  # raises TrainingFailed on a NaN loss
             runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
-    finally:
-        torch.set_num_threads(threads)
     assert all(torch.isfinite(r).all() for r in runs)
     assert all(torch.equal(runs[0], r) for r in runs[1:])
 
@@ -124,9 +120,7 @@ def test_training_gives_the_same_bits_without_the_nan_fill_of_new_tensors(monkey
     # work); that is only sound while no kernel reads a buffer before writing it.
     genome = [[".", 1, ["identity", "3*3 conv", "5*5 dconv"]], [16, 1, ["identity", "3*3 dil conv", "3*3 maxpool"]],
               [8, 1, ["5*5 conv", "3*3 avgpool"]], [16, 1, ["1*7-7*1 conv", "3*3 dconv"]], [8, 1, ["3*3 conv", "3*3 conv"]]]
-    gen = torch.Generator().manual_seed(0)
-    data = T.Split(torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=gen),
-                   torch.randint(0, 10, (48,), generator=gen))
+    data, _ = random_splits(48, 0, seed=0)
     recipe = T.Recipe(epochs=1, batch_size=16, seed=1, precision=precision, optimizer="sgd", momentum=0.9, augment=True)
     make_deterministic = T.D.make_deterministic
 
