@@ -3,7 +3,7 @@
 Runs one forward and backward pass of every op (stride 1, and stride 2 where the input
 cell has it) and of the residual input cell (whose skip is a 1x1 stride-2 conv from 3
 channels), in channels_last under `make_deterministic("bf16")`: once with the convs that
-minigen keeps in fp32 (`minigen.ops.Fp32Conv2d`), once with them in bf16 like any other.
+minigen keeps in fp32 (`minigen.model.ops.Fp32Conv2d`), once with them in bf16 like any other.
 Prints one JSON line per case.
 
     PYTHONPATH=. python3 bench/gpu_op_probe.py [--device cuda] [--channels 40] [--batch 64]
@@ -17,9 +17,10 @@ import json
 import torch
 from torch import nn
 
-from minigen import device as D
-from minigen import genome as G
-from minigen import network, ops
+from minigen.training import device as D
+from minigen.space import genome as G
+from minigen.model import network
+from minigen.model import ops
 
 
 def cases(channels: int):

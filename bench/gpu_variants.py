@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from minigen import bench as B
-from minigen import device as D
-from minigen import paper_facts
-from minigen import train as T
+from minigen.training import benchmark as B
+from minigen.training import device as D
+from minigen.reporting import paper_facts
+from minigen.training import loop as T
 
 
 def main() -> None:

@@ -26,14 +26,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from minigen import bench as B  # noqa: E402
-from minigen import genome as G  # noqa: E402
-from minigen import network  # noqa: E402
+from minigen.training import benchmark as B  # noqa: E402
+from minigen.space import genome as G  # noqa: E402
+from minigen.model import network  # noqa: E402
 
 
 def plain_convs(module: nn.Module) -> nn.Module:
     """The authors' convs are all plain `nn.Conv2d`: drop minigen's conv subclasses (fp32
-    under autocast, `minigen.dilated`'s CPU backward); the parameters stay as they are."""
+    under autocast, `minigen.model.dilated`'s CPU backward); the parameters stay as they are."""
     for conv in module.modules():
         if isinstance(conv, nn.Conv2d):
             conv.__class__ = nn.Conv2d

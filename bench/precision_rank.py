@@ -32,12 +32,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
-from minigen import atomic  # noqa: E402
-from minigen import bench as B  # noqa: E402
-from minigen import device as D  # noqa: E402
-from minigen import genome as G  # noqa: E402
-from minigen import network  # noqa: E402
-from minigen import train as T  # noqa: E402
+from minigen.store import atomic  # noqa: E402
+from minigen.training import benchmark as B  # noqa: E402
+from minigen.training import device as D  # noqa: E402
+from minigen.space import genome as G  # noqa: E402
+from minigen.model import network  # noqa: E402
+from minigen.training import loop as T  # noqa: E402
 
 
 SEED_CONTROL = "fp32_next_seed"
@@ -45,7 +45,7 @@ SEED_CONTROL = "fp32_next_seed"
 
 def digits_mini(train_per_class: int, test_per_class: int, seed: int) -> tuple[T.Split, T.Split]:
     """A stratified mini set from the upscaled digits: disjoint train and test draws."""
-    from minigen.download import digits_arrays
+    from minigen.stages.download import digits_arrays
 
     x, y = digits_arrays()
     rng = np.random.default_rng(seed)
@@ -64,7 +64,7 @@ def digits_mini(train_per_class: int, test_per_class: int, seed: int) -> tuple[T
 
 def load_data(args) -> tuple[T.Split, T.Split, str]:
     if args.mini:
-        from minigen import mini
+        from minigen.data import mini
 
         loaded = mini.load(args.mini)
         return loaded.train, loaded.test, f"mini set {args.mini} (sha256 {loaded.sha256[:12]})"

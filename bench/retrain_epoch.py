@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
-from minigen import bench as B  # noqa: E402
-from minigen import device as D  # noqa: E402
-from minigen import genome as G  # noqa: E402
-from minigen import paper_facts  # noqa: E402
-from minigen import params as P  # noqa: E402
-from minigen import retrain as R  # noqa: E402
-from minigen import train as T  # noqa: E402
+from minigen.training import benchmark as B  # noqa: E402
+from minigen.training import device as D  # noqa: E402
+from minigen.space import genome as G  # noqa: E402
+from minigen.reporting import paper_facts  # noqa: E402
+from minigen import settings as P  # noqa: E402
+from minigen.stages import retrain as R  # noqa: E402
+from minigen.training import loop as T  # noqa: E402
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ import importlib
 import importlib.util
 import sys
 
-from . import __version__
-from .errors import UserError
+from minigen import __version__
+from minigen.errors import UserError
 
 COMMAND_MODULES = ("genome", "data", "search", "evaluate", "collect", "retrain", "report", "bench")
 

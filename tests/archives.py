@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 import yaml
 
-from minigen import cifar_format, download
+from minigen.data import cifar_format
+from minigen.stages import download
 
 ARCHIVE_NAME = download.ARCHIVE_NAME
 CLASSES = cifar_format.CIFAR10_CLASSES

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from minigen import bench as B
-from minigen import network
+from minigen.training import benchmark as B
+from minigen.model import network
 
 ROOT = Path(__file__).resolve().parents[1]
 # Cheapest genome there is: depthwise input cell, pools at 8 channels.
@@ -138,7 +138,7 @@ def test_precision_rank_summary_on_known_rankings():
 
 def test_precision_rank_draws_the_same_valid_genomes_for_a_seed():
     study = load_script("precision_rank")
-    from minigen import genome as G
+    from minigen.space import genome as G
 
     space = G.Space(channels=(8, 16))
     genomes = study.draw_genomes(6, space, 3)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from minigen.cache import EvaluationCache, content_key
+from minigen.store.cache import EvaluationCache, content_key
 
 KEY_INPUTS = {"genome": "[...]", "mini_sha256": "ab" * 32, "recipe": {"lr": 0.001, "epochs": 20}}
 

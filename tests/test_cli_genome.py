@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from minigen import genome as G
-from minigen import network as N
+from minigen.space import genome as G
+from minigen.model import network as N
 from minigen.cli import main
 
 GOOD = [

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from minigen import cli
-from minigen import collect as C
-from minigen import genome as G
+from minigen.stages import collect as C
+from minigen.space import genome as G
 from minigen.errors import UserError
 
 SPACE = G.Space(channels=(8, 16))

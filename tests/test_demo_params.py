@@ -8,8 +8,8 @@ import re
 import yaml
 from workflows import ROOT, paper_params, run
 
-from minigen import params as P
-from minigen.download import DIGITS_TEST_EVERY, digits_arrays
+from minigen import settings as P
+from minigen.stages.download import DIGITS_TEST_EVERY, digits_arrays
 
 DEMO = ROOT / "demo"
 

@@ -1,4 +1,4 @@
-"""The CPU backward of the dilated depthwise conv (minigen.dilated) against PyTorch's own."""
+"""The CPU backward of the dilated depthwise conv (minigen.model.dilated) against PyTorch's own."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minigen import dilated
-from minigen.ops import DepthwiseConv2d, build_op
+from minigen.model import dilated
+from minigen.model.ops import DepthwiseConv2d, build_op
 
 
 def native_and_fast(x, weight, bias, d, grad):

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from archives import make_cifar_archive, make_dataset, write_params
 
-from minigen import cifar_format, download, mini
-from minigen import params as P
+from minigen.data import cifar_format
+from minigen.stages import download
+from minigen.data import mini
+from minigen import settings as P
 from minigen.errors import UserError
 
 # Never send the test's requests to a proxy a CI machine may define.

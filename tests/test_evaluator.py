@@ -14,13 +14,13 @@ import pytest
 import torch
 import yaml
 
-from minigen import atomic
-from minigen import evaluator as E
-from minigen import genome as G
-from minigen import mini as M
-from minigen import paths
-from minigen import train as T
-from minigen.cache import EvaluationCache
+from minigen.store import atomic
+from minigen.training import evaluator as E
+from minigen.space import genome as G
+from minigen.data import mini as M
+from minigen.store import paths
+from minigen.training import loop as T
+from minigen.store.cache import EvaluationCache
 
 SPACE = G.Space(channels=(8, 16))
 RECIPE = T.Recipe(epochs=1, batch_size=8)

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from minigen import evolution as E
-from minigen import genome as G
-from minigen import params as P
+from minigen.space import evolution as E
+from minigen.space import genome as G
+from minigen import settings as P
 
 
 def make_settings(seed: int = 2809, **search) -> E.Settings:

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from minigen import genome as G
+from minigen.space import genome as G
 
 PAPER_RATES = G.MutationRates(p_channel=0.3, p_op=0.5, p_action_list=0.2)
 SMALL_SPACE = G.Space(channels=(8, 16), blocks=(1, 2, 1, 3), p_identity=0.5)
@@ -175,7 +175,7 @@ def test_genome_ids_differ_between_genomes(published):
 def test_genome_id_is_the_same_in_every_process(published):
     """The id must not depend on Python's salted hash(): compare processes with other seeds."""
     script = (
-        "import json, sys; from minigen import genome as G; "
+        "import json, sys; from minigen.space import genome as G; "
         "gs = json.load(sys.stdin); print(json.dumps([G.genome_id(g) for g in gs]))"
     )
     genomes = json.dumps([entry["genome"] for entry in published])

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from minigen import genome as G
-from minigen import network as N
-from minigen.ops import Fp32Conv2d, build_op
+from minigen.space import genome as G
+from minigen.model import network as N
+from minigen.model.ops import Fp32Conv2d, build_op
 
 STRIDE1_OPS = G.NORMAL_OPS
 POOLS = ("3*3 maxpool", "3*3 avgpool")

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from minigen import figures, paper_facts
-from minigen import genome as G
-from minigen import report as Rep
-from minigen import retrain as R
+from minigen.reporting import figures
+from minigen.reporting import paper_facts
+from minigen.space import genome as G
+from minigen.stages import report as Rep
+from minigen.stages import retrain as R
 from minigen.errors import UserError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

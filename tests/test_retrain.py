@@ -12,12 +12,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from minigen import cifar_format, download, network, paths
-from minigen import device as D
-from minigen import genome as G
-from minigen import retrain as R
-from minigen import train as T
-from minigen.bench import random_splits
+from minigen.data import cifar_format
+from minigen.stages import download
+from minigen.model import network
+from minigen.store import paths
+from minigen.training import device as D
+from minigen.space import genome as G
+from minigen.stages import retrain as R
+from minigen.training import loop as T
+from minigen.training.benchmark import random_splits
 from minigen.errors import UserError
 
 # Small and quick on a CPU, yet it learns the digits in a few epochs (1x7-7x1 convs see far).
@@ -139,7 +142,7 @@ def test_training_gives_the_same_bits_without_the_nan_fill_of_new_tensors(monkey
 
 
 def test_recipes_from_params():
-    from minigen import params as P
+    from minigen import settings as P
 
     settings = P.load(None)
     paper = R.make_recipe(settings, torch.device("cpu"))

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from archives import make_raw_dir, write_params
 
-from minigen import cifar_format, mini, sample
-from minigen import params as P
+from minigen.data import cifar_format
+from minigen.data import mini
+from minigen.stages import sample
+from minigen import settings as P
 from minigen.errors import UserError
 
 TRAIN_AVAILABLE = [6, 12, 7, 20, 9, 8, 6, 15, 7, 25]  # unbalanced, like a real long tail

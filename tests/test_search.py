@@ -19,10 +19,13 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from minigen import atomic, cli, mini, paths
-from minigen import genome as G
-from minigen import params as P
-from minigen import search as S
+from minigen.store import atomic
+from minigen import cli
+from minigen.data import mini
+from minigen.store import paths
+from minigen.space import genome as G
+from minigen import settings as P
+from minigen.stages import search as S
 
 OUTPUTS = ("history.jsonl", "winners.json", "generations.csv", "evaluations.jsonl", "metrics.json")
 DETERMINISTIC = ("history.jsonl", "winners.json", "generations.csv", "evaluations.jsonl")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UserError
-from . import add_action_group
+from minigen.errors import UserError
+from minigen.commands import add_action_group
 
 
 def register(sub) -> None:
@@ -44,10 +44,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .. import bench
-    from .. import device as D
-    from .. import genome as G
-    from ..train import TrainingFailed
+    from minigen.training import benchmark as bench
+    from minigen.training import device as D
+    from minigen.space import genome as G
+    from minigen.training.loop import TrainingFailed
 
     genome = G.load(args.genome)
     device = D.resolve(args.device)
@@ -68,7 +68,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m minigen.commands.bench eval ...`: the same command on torch alone (bench/gpu.sh
     falls back to it on a bare GPU machine without the pipeline's other dependencies)."""
-    from ..cli import dispatch  # imports no command module but this one
+    from minigen.cli import dispatch  # imports no command module but this one
 
     parser = argparse.ArgumentParser(prog="minigen")
     register(parser.add_subparsers(dest="command", required=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_folder_option, add_params_option
+from minigen.commands import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -24,8 +24,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import collect
-    from .. import params as P
+    from minigen.stages import collect
+    from minigen import settings as P
 
     picks = collect.collect(P.load(args.params)["collect"]["top_k"], args.search, args.out)
     winners = sum(1 for p in picks if p["source"] == collect.WINNER)

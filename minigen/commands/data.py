@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import params as P
-from . import add_folder_option, add_params_option
+from minigen import settings as P
+from minigen.commands import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -49,14 +49,14 @@ def register(sub) -> None:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from ..download import download
+    from minigen.stages.download import download
 
     print(download(P.load(args.params), args.out))
     return 0
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from ..sample import sample
+    from minigen.stages.sample import sample
 
     manifest = sample(P.load(args.params), args.raw, args.out)
     print(f"sampled {len(manifest['train_indices'])} train ({manifest['train_per_class']} per class) and "
@@ -66,7 +66,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from .. import mini
+    from minigen.data import mini
 
     manifest = mini.check(args.dir)
     print(f"OK {args.dir}: {len(manifest['train_indices'])} train and {len(manifest['test_indices'])} test "

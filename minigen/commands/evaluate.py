@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import add_folder_option, add_params_option
+from minigen.commands import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -28,11 +28,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import device as D
-    from .. import genome as G
-    from .. import mini as M
-    from .. import params as P
-    from ..evaluator import Evaluator, search_recipe
+    from minigen.training import device as D
+    from minigen.space import genome as G
+    from minigen.data import mini as M
+    from minigen import settings as P
+    from minigen.training.evaluator import Evaluator, search_recipe
 
     params = P.load(args.params)
     genome = G.load(args.genome, G.Space.from_params(params["space"]))

@@ -7,9 +7,9 @@ import json
 import os
 import random
 
-from .. import genome as G
-from .. import params as P
-from . import add_action_group, add_params_option
+from minigen.space import genome as G
+from minigen import settings as P
+from minigen.commands import add_action_group, add_params_option
 
 
 def register(sub) -> None:
@@ -37,7 +37,7 @@ def register(sub) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     genome = G.load(args.file)
-    from .. import network  # torch loads only once the genome is known to be good
+    from minigen.model import network  # torch loads only once the genome is known to be good
 
     size = network.complexity(genome)
     cells = network.cell_summary(genome)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_folder_option, add_params_option
+from minigen.commands import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -28,8 +28,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import params as P
-    from .. import report
+    from minigen import settings as P
+    from minigen.stages import report
 
     metrics = report.report(P.load(args.params), args.search, args.genomes, args.retrain, args.out)
     tau = metrics["kendall_tau"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_folder_option, add_params_option
+from minigen.commands import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -29,9 +29,9 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import params as P
-    from .. import retrain
-    from ..errors import UserError
+    from minigen import settings as P
+    from minigen.stages import retrain
+    from minigen.errors import UserError
 
     if args.index < 0:
         raise UserError(f"INDEX must be >= 0, got {args.index}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_folder_option, add_params_option
+from minigen.commands import add_folder_option, add_params_option
 
 
 def register(sub) -> None:
@@ -25,8 +25,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import params as P
-    from .. import search
+    from minigen import settings as P
+    from minigen.stages import search
 
     metrics = search.run(P.load(args.params), args.mini, args.out)
     print(f"search: {metrics['winners']} winners in {metrics['rounds']} round(s), "

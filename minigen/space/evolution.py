@@ -34,7 +34,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-from . import genome as G
+from minigen.space import genome as G
 
 STATE_VERSION = 1
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, cifar_format
-from .errors import UserError
+from minigen.store import atomic
+from minigen.data import cifar_format
+from minigen.errors import UserError
 
 SOURCE = "SOURCE.json"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"

@@ -10,7 +10,7 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
 
 import torch  # noqa: E402  (after the environment is set)
 
-from .errors import UserError  # noqa: E402
+from minigen.errors import UserError  # noqa: E402
 
 # CPU results depend on the intra-op thread count (a conv's reductions are split per
 # thread), so every CPU training (evaluation or retrain) runs on this many threads.

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, cifar_format, mini
-from . import download as D
-from .errors import UserError
+from minigen.store import atomic
+from minigen.data import cifar_format
+from minigen.data import mini
+from minigen.stages import download as D
+from minigen.errors import UserError
 
 SPLITS = ("train", "test")
 STREAM = ("numpy.random.default_rng(seed); train then test; per class in label order "

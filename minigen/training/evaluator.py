@@ -27,11 +27,11 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import device as D
-from . import genome as G
-from . import paths
-from . import train as T
-from .cache import EvaluationCache, content_key
+from minigen.training import device as D
+from minigen.space import genome as G
+from minigen.store import paths
+from minigen.training import loop as T
+from minigen.store.cache import EvaluationCache, content_key
 
 EVAL_VERSION = 3  # bump when what an evaluation computes changes; part of the cache key
 CPU_THREADS = D.CPU_THREADS  # intra-op threads of every CPU evaluation (part of the cache key)

@@ -12,8 +12,8 @@ import json
 import re
 from pathlib import Path
 
-from . import atomic
-from .errors import UserError
+from minigen.store import atomic
+from minigen.errors import UserError
 
 WINNER = "winner"
 BEST_OTHER = "best_other"

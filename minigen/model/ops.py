@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import dilated
-from .genome import IDENTITY
+from minigen.model import dilated
+from minigen.space.genome import IDENTITY
 
 # Stride-2 padding that keeps 32x32: out = floor((32 + 2p - k) / 2) + 1 = 32 for p = 16 + k//2.
 STRIDE2_PAD = 16
@@ -52,7 +52,7 @@ class Fp32Conv2d(nn.Conv2d):
 
 class DepthwiseConv2d(Fp32Conv2d):
     """The depthwise conv of the separable ops: fp32 under autocast, and when dilated,
-    on the CPU, with `minigen.dilated`'s backward (oneDNN's is 6x slower than the forward)."""
+    on the CPU, with `minigen.model.dilated`'s backward (oneDNN's is 6x slower than the forward)."""
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if dilated.has_fast_backward(self, x):

@@ -29,9 +29,11 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from . import atomic, figures, paper_facts
-from . import retrain as R
-from .errors import UserError
+from minigen.store import atomic
+from minigen.reporting import figures
+from minigen.reporting import paper_facts
+from minigen.stages import retrain as R
+from minigen.errors import UserError
 
 TABLE_COLUMNS = (
     "index", "genome_id", "source", "test_accuracy", "params", "flops", "acc_to_param_ratio",

@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from . import device as D
-from . import network
-from . import train as T
+from minigen.training import device as D
+from minigen.model import network
+from minigen.training import loop as T
 
 DEFAULT_TEST_IMAGES = 100
 

@@ -24,10 +24,12 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from . import __version__, atomic, paths
-from . import device as D
-from . import evolution as E
-from . import mini as M
+from minigen import __version__
+from minigen.store import atomic
+from minigen.store import paths
+from minigen.training import device as D
+from minigen.space import evolution as E
+from minigen.data import mini as M
 
 OUTPUT_FILES = ("history.jsonl", "winners.json", "generations.csv", "evaluations.jsonl", "metrics.json")
 GENERATION_COLUMNS = ("round", "generation", "best_accuracy", "best_fitness", "best_born", "mean_accuracy",
@@ -137,7 +139,7 @@ def write_outputs(out_dir: Path, files: dict[str, str]) -> None:
 
 
 def default_evaluator(mini: M.MiniSet, params: dict, device):
-    from .evaluator import Evaluator, search_recipe
+    from minigen.training.evaluator import Evaluator, search_recipe
 
     return Evaluator(mini, search_recipe(params), device, workers=params["search"]["workers"])
 

@@ -7,8 +7,8 @@ import copy
 import torch
 from torch import nn
 
-from . import genome as G
-from .ops import STRIDE2_PAD, Fp32Conv2d, build_op
+from minigen.space import genome as G
+from minigen.model.ops import STRIDE2_PAD, Fp32Conv2d, build_op
 
 INPUT_CHANNELS = (3, 32, 64)  # the input cell's fixed channel flow
 NUM_CLASSES = 10

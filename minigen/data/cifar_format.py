@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
-from .errors import UserError
+from minigen.store import atomic
+from minigen.errors import UserError
 
 BATCH_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
-from .errors import UserError
+from minigen.store import atomic
+from minigen.errors import UserError
 
 FILES = ("train.npz", "test.npz")
 MANIFEST = "manifest.json"
@@ -57,7 +57,7 @@ def fingerprint(manifest: dict) -> str:
 
 @dataclass
 class MiniSet:
-    train: "object"  # minigen.train.Split
+    train: "object"  # minigen.training.loop.Split
     test: "object"
     manifest: dict
     sha256: str
@@ -78,7 +78,7 @@ def load(mini_dir: str | Path, device="cpu", verify: bool = True) -> MiniSet:
     """The mini set as tensors on `device`, checked against its manifest first."""
     import torch
 
-    from .train import Split
+    from minigen.training.loop import Split
 
     manifest = check(mini_dir) if verify else read_manifest(mini_dir)
     splits = []

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .errors import UserError
+from minigen.errors import UserError
 
 IDENTITY = "identity"
 INPUT_OPS = ("3*3 conv", "3*3 dconv", "5*5 conv", "5*5 dconv")

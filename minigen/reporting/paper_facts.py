@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from importlib import resources
 
-from . import genome as G
+from minigen.space import genome as G
 
 RESOURCE = "published_genomes.json"
 

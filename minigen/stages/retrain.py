@@ -33,11 +33,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import atomic, cifar_format, network, paths
-from . import device as D
-from . import genome as G
-from . import train as T
-from .errors import UserError
+from minigen.store import atomic
+from minigen.data import cifar_format
+from minigen.model import network
+from minigen.store import paths
+from minigen.training import device as D
+from minigen.space import genome as G
+from minigen.training import loop as T
+from minigen.errors import UserError
 
 RECIPES = ("paper", "modern")
 OUTPUT_FILES = ("metrics.json", "curve.csv", "model.safetensors")

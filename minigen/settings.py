@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import UserError
+from minigen.errors import UserError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"

@@ -16,8 +16,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import device as D
-from . import network
+from minigen.training import device as D
+from minigen.model import network
 
 NORMALIZE_MEAN = 0.5  # the authors' Normalize((0.5,)*3, (0.5,)*3)
 NORMALIZE_STD = 0.5

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import UserError
+from minigen.errors import UserError
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

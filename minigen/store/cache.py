@@ -13,7 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import atomic
+from minigen.store import atomic
 
 
 def content_key(inputs: dict) -> str:

@@ -1,0 +1,1 @@
+"""Model: the op registry, the network built from a genome, and minigen's own conv kernels."""

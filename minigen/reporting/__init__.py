@@ -1,0 +1,1 @@
+"""Reporting: figures, and the paper's published results to compare against."""

@@ -1,0 +1,1 @@
+"""Store: atomic writes, the evaluation cache, cache paths, and the file formats stages hand each other. No torch."""
