@@ -6,7 +6,7 @@ STAMP := $(VENV)/.minigen-installed
 # These builds lie on the project's machines' disk; elsewhere pip fetches them.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test demo clean-demo lint
+.PHONY: install test demo clean-demo study-demo clean-study-demo lint
 
 install: $(STAMP)
 
@@ -38,4 +38,16 @@ demo: install
 	@cat demo/results/report/table.md
 
 clean-demo:
-	rm -rf demo/data demo/results demo/logs demo/.snakemake
+	rm -rf demo/data demo/results demo/logs demo/benchmarks demo/.snakemake
+
+# The study (README "The study") the same way, in demo-study/ with demo-study/params.yaml:
+# 3 arms x 3 seeds of 10-network searches and 1-epoch retrains on the digits, then the
+# report comparing the arms. Again: `make clean-study-demo study-demo`.
+study-demo: install
+	@echo "== minigen study demo: 3 arms x 3 seeds, settings in demo-study/params.yaml"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake study --directory demo-study --cores $(DEMO_CORES)
+	@echo "== done: table demo-study/results/study/report/table.md, figures demo-study/results/study/report/*.png"
+	@cat demo-study/results/study/report/table.md
+
+clean-study-demo:
+	rm -rf demo-study/data demo-study/results demo-study/logs demo-study/benchmarks demo-study/.snakemake

@@ -13,14 +13,24 @@ min_version("8.0")
 configfile: "params.yaml"
 
 
+# `snakemake --report report.html`: this text, the files marked with report(...), and
+# each job's runtime from its `benchmark:` file.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/study.smk"  # `snakemake study`: the study, not part of `all`
 
 
 rule all:
     input:
         rules.report.output,
+        runtimes(),
+
+
     default_target: True
+

@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+from minigen import settings as P  # noqa: E402
 from minigen.training import benchmark as B  # noqa: E402
 from minigen.space import genome as G  # noqa: E402
 from minigen.model import network  # noqa: E402
@@ -59,8 +60,9 @@ def to_float_nchw(x_uint8: torch.Tensor) -> torch.Tensor:
     return (x_uint8.float() / 255.0 - 0.5) / 0.5
 
 
-def train_authors(genome, train_x, train_y, test_x, test_y, epochs: int, batch_size: int = 64,
-                  lr: float = 1e-3, seed: int = 2809) -> float:
+def train_authors(genome, train_x, train_y, test_x, test_y, epochs: int,
+                  batch_size: int = P.PAPER.search.batch_size, lr: float = P.PAPER.search.lr,
+                  seed: int = P.PAPER.seed) -> float:
     torch.manual_seed(seed)
     net = AuthorsNet(genome)
     criterion = nn.CrossEntropyLoss()
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-images", type=int, default=B.DEFAULT_TEST_IMAGES)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=2809)
+    parser.add_argument("--seed", type=int, default=P.PAPER.seed)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 

@@ -14,6 +14,7 @@ shuffled order, as in CIFAR-10's batches. Same arguments, same bytes (archive in
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import io
@@ -25,8 +26,10 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from minigen import settings as P
 from minigen.data import cifar_format
 from minigen.stages import download
+from minigen.data import raw as raw_data
 
 ARCHIVE_NAME = download.ARCHIVE_NAME
 CLASSES = cifar_format.CIFAR10_CLASSES
@@ -64,7 +67,7 @@ def make_cifar_archive(directory, train_per_class=5, test_per_class=2, seed: int
         buffer = io.BytesIO()
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
             tar.addfile(_info(f"{cifar_format.BATCH_DIR}/", tarfile.DIRTYPE))
-            for member in download.BATCH_FILES:
+            for member in raw_data.BATCH_FILES:
                 payload = (root / member).read_bytes()
                 tar.addfile(_info(f"{cifar_format.BATCH_DIR}/{member}", tarfile.REGTYPE, len(payload)),
                             io.BytesIO(payload))
@@ -78,15 +81,24 @@ def make_raw_dir(raw_dir, train_per_class=5, test_per_class=2, seed: int = 0,
     data = make_dataset(train_per_class, test_per_class, seed, classes)
     cifar_format.write(raw_dir, data["train"], data["test"], data["classes"])
     content = hashlib.md5(data["train"][0].tobytes() + data["test"][0].tobytes()).hexdigest()
-    download.record_source(raw_dir, dataset="cifar10", source_md5=content, origin="tests/archives.py",
+    raw_data.record_source(raw_dir, dataset="cifar10", source_md5=content, origin="tests/archives.py",
                            split=download.OFFICIAL_SPLIT)
     return Path(raw_dir)
 
 
+def params_with(**sections) -> dict:
+    """The paper's settings with the given ones merged in, section by section."""
+    tree = copy.deepcopy(P.DEFAULTS)
+    for name, value in sections.items():
+        tree[name] = {**tree[name], **value} if isinstance(value, dict) else value
+    return tree
+
+
 def write_params(directory, **sections) -> Path:
-    """`directory/params.yaml` holding only the given settings (the rest stay defaults)."""
+    """`directory/params.yaml`: every section spelled out (as `settings` demands), the
+    given settings merged into the paper's."""
     path = Path(directory) / "params.yaml"
-    path.write_text(yaml.safe_dump(sections, sort_keys=True))
+    path.write_text(yaml.safe_dump(params_with(**sections), sort_keys=True))
     return path
 
 

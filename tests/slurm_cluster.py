@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -75,7 +74,7 @@ def _slurm_conf(root: Path, host: str) -> str:
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_CPU_Memory",
         f"DefMemPerCPU={DEF_MEM_PER_CPU_MB}",
-        "MinJobAge=300",  # finished jobs stay visible to squeue (the plugin's status check)
+        "MinJobAge=3600",  # finished jobs stay listed by squeue: the plugin's status and the test's checks
         "ReturnToService=2",
         "GresTypes=gpu",
         "SlurmdParameters=config_overrides",  # trust CPUs/RealMemory below, not the machine
@@ -148,9 +147,9 @@ class Cluster:
         self._wait_for(lambda: (folder / "munge.socket").exists(), "munged's socket")
 
     def _spawn(self, name: str, command: list[str], user: str | None = None) -> None:
-        log = open(self.root / f"{name}.out", "wb")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env(),
-                                   user=user, start_new_session=True)
+        with open(self.root / f"{name}.out", "wb") as log:  # the daemon keeps its own copy
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env(),
+                                       user=user, start_new_session=True)
         (self.root / f"{name}.started").write_text(str(process.pid))
 
     def _wait_for(self, ready, what: str) -> None:
@@ -181,15 +180,21 @@ class Cluster:
         return int(path.read_text()) if path.exists() else None
 
     def stop(self) -> None:
-        """End each daemon `start` began (SIGTERM, then SIGKILL after 10 s), by its pid."""
-        for name in reversed(DAEMONS):
-            pid = self._pid(name)
-            if pid is None or not _alive(pid):
-                continue
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+        """End the daemons `start` began, by pid: SLURM's two at once, then munged."""
+        self._end(["slurmd", "slurmctld"])
+        self._end(["munged"])
+
+    def _end(self, names: list[str]) -> None:
+        """SIGTERM to each, SIGKILL to any still running 10 s later; reaped, forgotten."""
+        pids = {name: self._pid(name) for name in names}
+        pids = {name: pid for name, pid in pids.items() if pid is not None}
+        for pid in pids.values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for name, pid in pids.items():
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
             _reap(pid)
@@ -223,7 +228,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     action, root = argv
-    cluster = Cluster(root if action == "stop" else (root or tempfile.mkdtemp(prefix="minigen-slurm-")))
+    cluster = Cluster(root)
     if action == "start":
         cluster.start()
         print(f"export SLURM_CONF={cluster.conf}")

@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+from archives import write_params
 
 from minigen.space import genome as G
 from minigen.model import network as N
@@ -109,15 +110,30 @@ def test_random_is_valid_and_reproducible(cli, tmp_path):
 
 
 def test_random_samples_the_space_of_params_yaml(cli, tmp_path):
-    (tmp_path / "params.yaml").write_text("seed: 5\nspace: {channels: [8, 16], blocks: [1, 2, 3, 4]}\n")
+    write_params(tmp_path, seed=5, space={"channels": [8, 16], "blocks": [1, 2, 3, 4]})
     genome = G.loads(cli("genome", "random", cwd=tmp_path, check=True).stdout)
-    G.parse(genome, G.Space(channels=(8, 16)))
+    G.parse(genome, G.Space(channels=(8, 16), blocks=(1, 2, 3, 4)))
     assert [cell[1] for cell in genome[1:]] == [1, 2, 3, 4]
     same = G.loads(cli("genome", "random", "--seed", "5", cwd=tmp_path, check=True).stdout)
     assert same == genome  # the seed defaults to params.yaml's
 
 
 def test_random_refuses_a_bad_params_file(cli, tmp_path):
-    (tmp_path / "params.yaml").write_text("space: {channels: [0]}\n")
+    write_params(tmp_path, space={"channels": [0]})
     proc = cli("genome", "random", cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    import subprocess
+    import sys
+
+    # As typed: `minigen genome random | head -2`; and the reader gone before the first byte.
+    shell = subprocess.run(f"{sys.executable} -m minigen genome random | head -2", shell=True, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert shell.returncode == 0 and len(shell.stdout.splitlines()) == 2 and shell.stderr == ""
+    proc = subprocess.Popen([sys.executable, "-m", "minigen", "genome", "random"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell would report it
+    assert proc.stderr.read() == b""

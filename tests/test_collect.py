@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-import yaml
+from archives import write_params
 
 from minigen import cli
 from minigen.stages import collect as C
@@ -98,7 +98,7 @@ def test_cli_collect_reads_top_k_from_params(tmp_path, capsys):
     g = genomes(4)
     search = write_search(tmp_path / "results" / "search", winners=[(g[2], 0.6)],
                           evaluations=[(x, 0.1 * i, None) for i, x in enumerate(g)])
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"collect": {"top_k": 3}}))
+    write_params(tmp_path, collect={"top_k": 3})
     out = tmp_path / "results" / "genomes"
     code = cli.main(["collect", "--params", str(tmp_path / "params.yaml"), "--search", str(search), "--out", str(out)])
     assert code == 0
@@ -109,7 +109,7 @@ def test_cli_collect_reads_top_k_from_params(tmp_path, capsys):
 
 
 def test_cli_collect_without_a_search_is_one_line(tmp_path, capsys):
-    (tmp_path / "params.yaml").write_text("seed: 2809\n")
+    write_params(tmp_path)
     code = cli.main(["collect", "--params", str(tmp_path / "params.yaml"), "--search", str(tmp_path / "none"),
                      "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from conftest import published_genomes
+from workflows import paper_params, write_params
 
 from minigen import cli
 from minigen import settings as P
@@ -93,9 +93,9 @@ def test_plan_on_more_cards_is_shorter_but_costs_the_same(paper, tmp_path):
 
 
 def test_minigen_plan_prints_the_stages_and_1_n_10_gpus(tmp_path, capsys):
-    params = P.load(None)
+    params = paper_params()
     params["search"]["workers"] = 2
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(tmp_path / "params.yaml", params)
     assert cli.main(["plan", "--gpus", "3", "--params", str(tmp_path / "params.yaml"),
                      "--genomes", str(tmp_path)]) == 0
     out = capsys.readouterr().out

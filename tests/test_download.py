@@ -15,6 +15,7 @@ from archives import make_cifar_archive, make_dataset, write_params
 
 from minigen.data import cifar_format
 from minigen.stages import download
+from minigen.data import raw as raw_data
 from minigen.data import mini
 from minigen import settings as P
 from minigen.errors import UserError
@@ -172,7 +173,7 @@ def test_archive_without_cifar_batches_is_refused(tmp_path):
 
     junk = tmp_path / "junk.tar.gz"  # the right names, but not CIFAR-10 batches inside
     with tarfile.open(junk, "w:gz") as tar:
-        for name in download.BATCH_FILES:
+        for name in raw_data.BATCH_FILES:
             tar.add(tmp_path / "notes.txt", arcname=f"cifar-10-batches-py/{name}")
     with pytest.raises(UserError, match="does not hold readable CIFAR-10 batches"):
         download.download(params_for(junk, hashlib.md5(junk.read_bytes()).hexdigest()), tmp_path / "raw")

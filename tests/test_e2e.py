@@ -4,10 +4,15 @@ for, and DVC experiments side by side (run now, or queued)."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
+
 import json
 import re
+import shutil
 import time
+
 from pathlib import Path
 
 import pytest
@@ -56,9 +61,9 @@ def assert_report(project: Path) -> None:
         assert json.loads((project / f"results/retrain/genome_{i}/metrics.json").read_text())["epochs"] == 1
 
 
-def planned_jobs(project: Path) -> dict[str, int]:
-    """Snakemake's dry-run plan: jobs per rule."""
-    out = run(*SNAKEMAKE, "-n", cwd=project).stdout
+def planned_jobs(project: Path, *args: str) -> dict[str, int]:
+    """Snakemake's dry-run plan (of `args`: targets, options): jobs per rule."""
+    out = run(*SNAKEMAKE, "-n", *args, cwd=project).stdout
     if "Nothing to be done" in out:
         return {}
     table = out[out.index("Job stats:"):]
@@ -74,11 +79,88 @@ def test_snakemake_from_nothing_to_the_report_on_the_embedded_digits(digits_proj
     for stage in ("download", "sample", "search", "collect", "report"):
         assert (project / "logs" / f"{stage}.log").is_file()
     assert (project / "logs/retrain/genome_1.log").is_file()
+    # Logs of a run whose output is no terminal hold one plain line per step, no bar frames.
+    logs = {path.name: path.read_text() for path in (project / "logs").rglob("*.log")}
+    assert len(logs) == 7 and not [name for name, text in logs.items() if "\r" in text]
+    assert re.search(r"round 0 gen 1 \(2/2\): .* 4 evaluated \(1 new\), \d+ trained; .* so far, round done",
+                     logs["search.log"])
+    assert re.search(r"genome 1 epoch 1/1: .* so far, ETA 0 s", logs["genome_1.log"])
+    assert_snakemake_report(project)
 
     assert planned_jobs(project) == {}
+    with edited(project / "minigen/stages/report.py", "\n# a comment\n"):
+        assert planned_jobs(project) == {"report": 1, "all": 1}  # the rule depends on its code
     # A setting re-runs the rules that read it and what follows them, nothing before.
     edit_params(project, "search", "p_op", 0.3)
     assert planned_jobs(project) == {"search": 1, "collect": 1, "retrain": 2, "report": 1, "all": 1}
+
+
+def assert_snakemake_report(project: Path) -> None:
+    """`snakemake --report`: the table, every figure and each job's runtime, with captions."""
+    run("snakemake", "--report", "report.html", cwd=project)
+    page = (project / "report.html").read_text()
+    results = json.loads(re.search(r"var results = (\{.*?\});\n", page).group(1))
+    figures = {f"results/report/{name}.png" for name in
+               ("fig4_generations", "search_curve", "mini_vs_full", "retrain_curves")}
+    runtimes = {f"benchmarks/{job}.tsv" for job in
+                ("download", "sample", "search", "collect", "report", "retrain/genome_0", "retrain/genome_1")}
+    assert set(results) == {"results/report/table.html"} | figures | runtimes
+    assert all(len(entry["caption"]) > 200 for entry in results.values())  # what it shows, how to read it
+    assert "Kendall's tau" in results["results/report/mini_vs_full.png"]["caption"]
+    table = base64.b64decode(results["results/report/table.html"]["data_uri"].split(",", 1)[1]).decode()
+    assert "Table III" in table and table.count("<tr>") == 1 + tiny_params()["collect"]["top_k"]
+    for name in figures:
+        assert base64.b64decode(results[name]["data_uri"].split(",", 1)[1]).startswith(b"\x89PNG")
+    assert float(results["benchmarks/search.tsv"]["labels"]["seconds"]) > 0
+
+
+def test_snakemake_config_overrides_reach_minigen_or_are_refused(digits_project):
+    project = digits_project
+    search = ("snakemake", "search", *SNAKEMAKE[1:])  # the target before --resources' values
+    run(*search, cwd=project)
+    default = (project / "results/search/history.jsonl").read_text()
+
+    out = run(*search, "--config", 'search={"p_op": 1.0}', cwd=project).stdout
+    (used,) = re.findall(r"minigen search --params (\S+)", out)  # the merged config, not params.yaml
+    assert yaml.safe_load((project / used).read_text())["search"]["p_op"] == 1.0  # a number, as in a params file
+    assert (project / "results/search/history.jsonl").read_text() != default
+    assert "rule download" not in out and "rule sample" not in out
+    # What Snakemake recorded is what ran: the same setting from a file plans nothing, and
+    # params.yaml's own value re-runs the search alone.
+    (project / "p_op.yaml").write_text("search:\n  p_op: 1.0\n")
+    assert planned_jobs(project, "search", "--configfile", "p_op.yaml") == {}
+    assert planned_jobs(project, "search") == {"search": 1}
+
+    refused = run(*search, "--config", 'search={"p_op": 1.5}', cwd=project, check=False)
+
+    assert refused.returncode != 0
+    errors = [line for line in refused.stdout.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "search.p_op must be a probability" in errors[0], refused.stdout
+    assert "Building DAG" not in refused.stdout  # refused before any job was planned
+
+
+def test_dvc_exp_run_set_reaches_minigen(project):
+    run("dvc", "repro", "search", cwd=project)
+    default = (project / "results/search/history.jsonl").read_text()
+    run("dvc", "exp", "run", "search", "-S", "search.p_op=1.0", cwd=project)
+    assert yaml.safe_load((project / "params.yaml").read_text())["search"]["p_op"] == 1.0
+    assert (project / "results/search/history.jsonl").read_text() != default
+
+
+def stale_stages(project: Path) -> set[str]:
+    """The stages `dvc status` says have changed."""
+    return set(json.loads(run("dvc", "status", "--json", cwd=project).stdout))
+
+
+@contextlib.contextmanager
+def edited(path: Path, addition: str):
+    """`path` with `addition` appended, restored afterwards."""
+    original = path.read_bytes()
+    path.write_bytes(original + addition.encode())
+    try:
+        yield
+    finally:
+        path.write_bytes(original)
 
 
 def ran_stages(output: str) -> set[str]:
@@ -91,18 +173,69 @@ def test_dvc_repro_reruns_only_what_a_change_touches(project):
     assert_report(project)
     plots = json.loads(run("dvc", "plots", "show", "--json", cwd=project).stdout)["data"]
     assert [row["best_accuracy"] for row in plots["results/search/generations.csv"][0]["content"]["data"]["values"]]
-    for figure in ("fig4_generations", "retrain_curves", "mini_vs_full"):
+    for figure in ("fig4_generations", "search_curve", "retrain_curves", "mini_vs_full"):
         assert plots[f"results/report/{figure}.png"][0]["type"] == "image"
+    # Data plots, which `dvc plots diff` overlays: mini against full accuracy, and each
+    # retrain's curves in dvclive's layout.
+    pairs = plots["results/report/mini_vs_full.csv"][0]["content"]["data"]["values"]
+    assert [int(p["index"]) for p in pairs] == [0, 1]
+    for i in (0, 1):
+        for metric in ("train/loss", "train/accuracy", "test/accuracy"):
+            values = plots[f"results/retrain/genome_{i}/dvclive/plots/metrics/{metric}.tsv"][0]["content"]["data"]["values"]
+            assert [int(v["step"]) for v in values] == [1]
+
 
     second = run("dvc", "repro", cwd=project).stdout
     assert ran_stages(second) == set()
     assert "didn't change, skipping" in second
+
+    # Stages depend on the settings and the code that decide their result, and on nothing else.
+    edit_params(project, "search", "workers", 2)  # speed only
+    assert stale_stages(project) == set()
+    with edited(project / "minigen/stages/report.py", "\n# a comment\n"):
+        assert stale_stages(project) == {"report"}
+    with edited(project / "minigen/training/loop.py", "\nEDITED = True\n"):
+        assert stale_stages(project) == {"search", "retrain@0", "retrain@1"}
 
     edit_params(project, "search", "p_op", 0.3)
     third = run("dvc", "repro", cwd=project).stdout
     assert {"search"} <= ran_stages(third)
     assert not ran_stages(third) & {"download", "sample"}
     assert "Data and pipelines are up to date" in run("dvc", "status", cwd=project).stdout
+
+
+def cost_of(project: Path, data: dict) -> dict:
+    """An experiment's results/search/cost.json: an output, not a metric `dvc exp show` lists."""
+    import dvc.api
+
+    return json.loads(dvc.api.read("results/search/cost.json", repo=str(project), rev=data["rev"]))
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def test_push_then_pull_in_a_fresh_clone_restores_data_and_results(project, tmp_path):
+    run("dvc", "repro", cwd=project)
+    remote = tmp_path / "remote"
+    run("dvc", "remote", "add", "-d", "storage", str(remote), cwd=project)  # README, "Sharing results"
+    run("git", "add", "-A", cwd=project)
+    run("git", "commit", "-q", "-m", "results", cwd=project)
+    # The mini set's version, as `gto register mini-cifar10` would tag it.
+    run("git", "tag", "-a", "mini-cifar10@v1.0.0", "-m", "Mini CIFAR10", cwd=project)
+    run("dvc", "push", cwd=project)
+
+    clone = tmp_path / "clone"
+    run("git", "clone", "-q", str(project), str(clone), cwd=tmp_path)
+    run("dvc", "pull", cwd=clone)
+    for folder in ("data/mini", "data/raw", "results"):
+        assert tree_bytes(clone / folder) == tree_bytes(project / folder), folder
+    assert "up to date" in run("dvc", "status", cwd=clone).stdout
+
+    # The README's command for the artifact, with the remote as the only copy of the data.
+    shutil.rmtree(project / ".dvc" / "cache")
+    run("dvc", "artifacts", "get", str(project), "mini-cifar10", "-o", "mini", cwd=tmp_path)
+    assert tree_bytes(tmp_path / "mini") == tree_bytes(project / "data" / "mini")
 
 
 def experiments(shown: list) -> dict[str, dict]:
@@ -148,10 +281,19 @@ def test_experiments_side_by_side_and_queued_share_the_cache(project):
     shown = experiments(json.loads(run("dvc", "exp", "show", "--json", cwd=project).stdout))
     assert {"p-op-low", "p-op-high", "queued-ramp"} <= set(shown)
     low, high, ramp = (exp_values(shown[name]) for name in ("p-op-low", "p-op-high", "queued-ramp"))
+    # `dvc plots diff` overlays two experiments' retrain curves (dvclive's layout).
+    diff = json.loads(run("dvc", "plots", "diff", "p-op-low", "p-op-high", "--json", cwd=project).stdout)["data"]
+    curve = diff["results/retrain/genome_0/dvclive/plots/metrics/test/accuracy.tsv"][0]
+    assert set(curve["revisions"]) == {"p-op-low", "p-op-high"}
+
     assert low[0]["search"]["p_op"] == 0.3 and high[0]["search"]["p_op"] == 0.9
     assert ramp[0]["search"]["depth_ramp"] is True
     for params, search, report in (low, high, ramp):
-        assert search["evaluations"] >= 1 and report
+        assert 0.0 <= search["best_accuracy"] <= 1.0 and report
+
     # Generation 0 is the same for all three (same seed): later runs found it in the cache.
-    assert high[1]["trained"] < high[1]["evaluations"]
-    assert ramp[1]["trained"] < ramp[1]["evaluations"]
+    for name in ("p-op-high", "queued-ramp"):
+        cost = cost_of(project, shown[name])
+        assert cost["trained"] < cost["evaluations"]
+    # metrics hold what defines a result, the same in identical runs; cost.json the rest.
+    assert set(low[1]) == {"best_accuracy", "best_fitness", "winners"}

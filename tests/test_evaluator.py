@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from archives import params_with
 
 from minigen.store import atomic
 from minigen.training import evaluator as E
@@ -80,7 +85,7 @@ def test_the_key_covers_every_input(mini, monkeypatch):
     variants.append(E.Evaluator(mini, RECIPE, CPU).key(tiny_genomes(2)[1]))
     assert E.key_inputs(genome, mini.sha256, RECIPE, "cuda:NVIDIA H100") != E.key_inputs(
         genome, mini.sha256, RECIPE, "cpu")
-    monkeypatch.setattr(E, "EVAL_VERSION", E.EVAL_VERSION + 1)
+    monkeypatch.setattr(E, "EVAL_CODE", "0" * 64)
     variants.append(E.Evaluator(mini, RECIPE, CPU).key(genome))
     assert base not in variants and len(set(variants)) == len(variants)
 
@@ -133,7 +138,7 @@ def test_changing_a_key_part_is_a_miss(mini, cache_dir, monkeypatch, change):
     elif change == "mini":
         data = tiny_mini(sha256="3" * 64)
     else:
-        monkeypatch.setattr(E, "EVAL_VERSION", E.EVAL_VERSION + 1)
+        monkeypatch.setattr(E, "EVAL_CODE", "0" * 64)
     with evaluator(data, cache_dir, recipe) as second:
         (result,) = second.evaluate([genome])
     assert second.trained == 1 and not result.cached
@@ -220,28 +225,53 @@ def test_two_workers_give_the_same_bits_as_one(mini, tmp_path):
         assert EvaluationCache(tmp_path / "one").get(key)["train_loss"] == EvaluationCache(tmp_path / "two").get(key)["train_loss"]
 
 
-def test_a_killed_worker_loses_only_its_evaluation_which_is_redone(mini, cache_dir, tmp_path, monkeypatch):
+def heavy_genome() -> G.Genome:
+    """A genome that trains for a while, so a kill lands mid-training."""
+    return G.parse([[".", 1, ["3*3 conv", "3*3 conv"]], [128, 1, ["3*3 conv", "5*5 conv"]],
+                    [128, 1, ["5*5 conv", "3*3 conv"]], [128, 1, ["3*3 conv", "3*3 conv"]],
+                    [128, 1, ["5*5 conv", "5*5 conv"]]])
+
+
+def kill_while_training(ev: E.Evaluator, key: str, times: int = 1) -> list[int]:
+    """SIGKILL, `times` times, the worker process that is training `key`: a real crash.
+
+    Watches the pool from a thread; returns the killed pids (filled in as it goes)."""
+    killed: list[int] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while len(killed) < times and time.monotonic() < deadline:
+            for slot in (ev._pool.slots if ev._pool is not None else []):
+                if slot is not None and slot.task == key and slot.ready and slot.process.pid not in killed:
+                    os.kill(slot.process.pid, signal.SIGKILL)
+                    killed.append(slot.process.pid)
+            time.sleep(0.0005)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return killed
+
+
+def test_a_killed_worker_loses_only_its_evaluation_which_is_redone(mini, cache_dir, tmp_path):
     genomes = tiny_genomes(3, seed=3)
-    victim = G.genome_id(genomes[1])
-    marker = tmp_path / "killed-once"
-    monkeypatch.setenv(E.KILL_HOOK_ENV, f"{victim}:{marker}")
+    genomes[1] = heavy_genome()
     with evaluator(mini, cache_dir, workers=2) as ev:
+        killed = kill_while_training(ev, ev.key(genomes[1]))
         results = ev.evaluate(genomes)
-    assert marker.exists()  # the worker did die
+    assert len(killed) == 1  # the worker did die
     assert ev.trained == 3 and all(r.error is None and not r.cached for r in results)
-    monkeypatch.delenv(E.KILL_HOOK_ENV)
     with evaluator(mini, tmp_path / "reference") as reference:
         (expected,) = reference.evaluate([genomes[1]])
     assert results[1].accuracy == expected.accuracy
 
 
-def test_a_genome_that_keeps_killing_workers_is_failed_and_not_cached(mini, cache_dir, tmp_path, monkeypatch):
-    genome = tiny_genomes(1, seed=4)[0]
+def test_a_genome_that_keeps_killing_workers_is_failed_and_not_cached(mini, cache_dir, monkeypatch):
+    genome = heavy_genome()
     monkeypatch.setattr(E, "MAX_ATTEMPTS", 1)
-    monkeypatch.setenv(E.KILL_HOOK_ENV, f"{G.genome_id(genome)}:{tmp_path / 'marker'}")
     with evaluator(mini, cache_dir, workers=2) as ev:
+        killed = kill_while_training(ev, ev.key(genome))
         (result,) = ev.evaluate([genome])
         assert ev.cache.get(ev.key(genome)) is None
+    assert len(killed) == 1
     assert result.accuracy == 0.0 and "worker process died" in result.error and ev.trained == 0
 
 
@@ -269,7 +299,7 @@ def project(tmp_path):
         "space": {"channels": [8, 16]},
         "search": {"epochs": 1, "batch_size": 8, "device": "cpu"},
     }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_with(**params)))
     (tmp_path / "genome.json").write_text(json.dumps(tiny_genomes(1, seed=5)[0]))
     return tmp_path
 

@@ -363,3 +363,10 @@ def test_softmax_weights_and_parent_picks():
     picks = [index for _ in range(3000) for index in G.pick_parents(rng, weights)]
     for index, w in enumerate(weights):
         assert_rate(picks.count(index), len(picks), w)
+
+
+def test_the_op_order_that_random_draws_index_is_pinned():
+    # Reordering these tuples changes every random genome and mutation of a seed.
+    assert G.INPUT_OPS == ("3*3 conv", "3*3 dconv", "5*5 conv", "5*5 dconv")
+    assert G.NORMAL_OPS == ("1*7-7*1 conv", "3*3 dconv", "3*3 dil conv", "5*5 dconv", "3*3 maxpool",
+                            "3*3 conv", "3*3 avgpool", "5*5 conv")

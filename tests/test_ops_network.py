@@ -340,3 +340,13 @@ def test_relus_run_in_place_and_train_bit_for_bit_as_out_of_place(published):
         nn.functional.cross_entropy(net(x), torch.tensor([1, 7])).backward()
         grads.append([p.grad for p in net.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_the_op_registry_builds_exactly_the_spaces_ops():
+    from minigen.model import ops as O
+
+    assert set(O.OPS) == set(G.NORMAL_OPS) and set(G.INPUT_OPS) <= set(O.OPS)
+    with pytest.raises(ValueError, match="no stride-2 form"):
+        O.build_op("3*3 maxpool", 8, 8, stride=2)
+    with pytest.raises(ValueError, match="unknown op"):
+        O.build_op("7*7 conv", 8, 8)

@@ -47,14 +47,19 @@ def under(child: str, parent: str) -> bool:
     return child == parent or parent in child.parents
 
 
-def covers(parents: list[str], children: list[str]) -> bool:
-    """Each path is, or lies under, one of the others, both ways round.
+def covers(paths: list[str], others: list[str]) -> bool:
+    """Each path of either list is, lies under, or holds one of the other list's.
 
-    DVC tracks a folder where Snakemake needs the files in it (`collect` writes
-    results/genomes/genome_{i}.json; DVC's output is results/genomes).
+    One engine tracks a folder where the other names the files in it: DVC tracks
+    results/genomes where Snakemake needs each genome_{i}.json, and Snakemake the folder
+    results/retrain/genome_{i} where DVC names its files (so the plots can sit beside them).
     """
-    return (all(any(under(c, p) for p in parents) for c in children)
-            and all(any(under(c, p) for c in children) for p in parents))
+    def overlap(a: str, b: str) -> bool:
+        return under(a, b) or under(b, a)
+
+    return (all(any(overlap(o, p) for p in paths) for o in others)
+            and all(any(overlap(o, p) for o in others) for p in paths))
+
 
 
 def test_same_stages(snakemake, dvc):

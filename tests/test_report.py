@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
+from archives import write_params
 
+from minigen.store import formats
 from minigen.reporting import figures
 from minigen.reporting import paper_facts
 from minigen.space import genome as G
 from minigen.stages import report as Rep
-from minigen.stages import retrain as R
 from minigen.errors import UserError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -35,7 +35,7 @@ GENERATIONS = [  # two rounds of the search, as search.py writes them
 
 def write_run(root: Path, genomes: list, mini: list, full: list, params: list[int], epochs: int = 3) -> None:
     """A finished search + collect + retrain, written in each stage's format."""
-    (root / "params.yaml").write_text(yaml.safe_dump({"collect": {"top_k": len(genomes)}}))
+    write_params(root, collect={"top_k": len(genomes)})
     search = root / "results" / "search"
     search.mkdir(parents=True)
     with open(search / "generations.csv", "w", newline="") as fh:
@@ -56,7 +56,7 @@ def write_run(root: Path, genomes: list, mini: list, full: list, params: list[in
              "flops": 10 * count, "epochs": epochs, "recipe": "paper", "seconds": 1.0, "test_images": 10000}))
         curve = [{"epoch": e + 1, "train_loss": 2.0 - e / 10, "train_accuracy": 0.1 * (e + 1),
                   "test_accuracy": full_acc * (e + 1) / epochs} for e in range(epochs)]
-        (out / "curve.csv").write_text(R.curve_csv(curve))
+        (out / "curve.csv").write_text(formats.csv_text(curve, formats.CURVE_COLUMNS))
         (out / "model.safetensors").write_bytes(f"weights of genome {index}".encode())
 
 
@@ -96,7 +96,7 @@ def test_report_writes_the_table_figures_and_metrics(cli, run):
     assert proc.returncode == 0, proc.stderr
     out = run / "results" / "report"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["table.md", "table.csv", "metrics.json", Rep.BEST_MODEL, *Rep.FIGURES])
+        ["table.md", "table.html", "table.csv", "mini_vs_full.csv", "metrics.json", Rep.BEST_MODEL, *Rep.FIGURES])
     assert (out / Rep.BEST_MODEL).read_bytes() == b"weights of genome 0"  # the best test accuracy
     for name in Rep.FIGURES:
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
@@ -121,8 +121,15 @@ def test_report_writes_the_table_figures_and_metrics(cli, run):
     paper_row = body[2].split("|")
     assert paper_row[2].strip() == "75.00%" and paper_row[8].strip() == "74.7%" and paper_row[9].strip() == "0.9M"
 
+    page = (out / "table.html").read_text()
+    assert page.count("<tr>") == 1 + 4 and "<td>75.00%</td>" in page and "Acc-to-Param Ratio" in page
+    pairs = list(csv.DictReader((out / "mini_vs_full.csv").open()))  # the data plot `dvc plots` draws
+    assert [(int(p["index"]), float(p["mini_accuracy"]), float(p["test_accuracy"])) for p in pairs] == [
+        (0, 0.45, 0.75), (1, 0.30, 0.50), (2, 0.40, 0.70), (3, 0.35, 0.40)]
+
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["genomes"] == 4 and metrics["best_index"] == 0 and metrics["best_params"] == 450_000
+
     assert metrics["best_test_accuracy"] == 0.75 and metrics["mean_test_accuracy"] == pytest.approx(0.5875)
     # mini ranks 0 > 2 > 3 > 1, full ranks 0 > 2 > 1 > 3: 5 concordant, 1 discordant pair
     assert metrics["kendall_tau"] == pytest.approx(4 / 6) and metrics["kendall_genomes"] == 4

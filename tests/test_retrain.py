@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from archives import params_with
 from safetensors.torch import load_file
 
+from minigen.store import formats
 from minigen.data import cifar_format
 from minigen.stages import download
+from minigen.data import raw as raw_data
 from minigen.model import network
-from minigen.store import paths
+from minigen.store import integrity, paths
 from minigen.training import device as D
 from minigen.space import genome as G
 from minigen.stages import retrain as R
@@ -44,6 +53,8 @@ def make_digits_raw(raw_dir: Path, train_per_class: int, test_per_class: int) ->
         return x[rows], y[rows]
 
     cifar_format.write(raw_dir, pick(train_per_class, 0), pick(test_per_class, 100), cifar_format.CIFAR10_CLASSES)
+    # SOURCE.json as `minigen download` writes it: retrain checks the batches against it.
+    raw_data.record_source(raw_dir, dataset="digits", source_md5="0" * 32, origin="tests", split="tests")
     return raw_dir
 
 
@@ -58,7 +69,7 @@ def write_genome(genomes_dir: Path, index: int, genome=SMALL_GENOME, accuracy: f
 
 def write_params(root: Path, **retrain) -> Path:
     path = root / "params.yaml"
-    path.write_text(yaml.safe_dump({"seed": 2809, "retrain": {"device": "cpu", **retrain}}))
+    path.write_text(yaml.safe_dump(params_with(retrain={"device": "cpu", **retrain})))
     return path
 
 
@@ -75,6 +86,27 @@ def tiny_raw(tmp_path_factory) -> Path:
 def retrain_cli(cli, root: Path, raw: Path, index: int = 0, out: str = "results/retrain", env=None):
     return cli("retrain", str(index), "--params", root / "params.yaml", "--genomes", root / "results" / "genomes",
                "--raw", raw, "--out", root / out, cwd=root, env={**ONE_THREAD, **(env or {})})
+
+
+def kill_at_first_checkpoint(root: Path, raw: Path) -> int:
+    """Run `minigen retrain 0` and SIGKILL it as soon as its first epoch checkpoint exists."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **ONE_THREAD)
+    args = ["retrain", "0", "--params", root / "params.yaml", "--genomes", root / "results" / "genomes",
+            "--raw", raw, "--out", root / "results" / "retrain"]
+    log = root / "killed.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "minigen", *map(str, args)], cwd=root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(paths.checkpoints_dir().glob("retrain-*.pt")):
+            assert proc.poll() is None, f"the retrain ended before its first checkpoint: {log.read_text()}"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    return proc.returncode
 
 
 # ---------------------------------------------------------------- the loop's pieces
@@ -159,6 +191,31 @@ def test_recipes_from_params():
         R.make_recipe(settings, torch.device("cpu"))
 
 
+def test_the_dvclive_folder_is_what_dvclive_writes(tmp_path, monkeypatch):
+    from dvclive import Live
+
+    curve = [{"epoch": e, "train_loss": 2.3 / e, "train_accuracy": 0.1 * e, "test_accuracy": 0.09 * e + 1e-17}
+             for e in (1, 2, 3)]
+    monkeypatch.chdir(tmp_path)  # outside any git or DVC repository: Live would inspect it
+    with Live(dir="dvclive", save_dvc_exp=False, dvcyaml=False, report=None) as live:
+        for row in curve:
+            live.step = row["epoch"]
+            for column, name in formats.DVCLIVE_METRICS.items():
+                live.log_metric(name, row[column])
+    theirs = {p.relative_to(tmp_path / "dvclive").as_posix(): p.read_text()
+              for p in (tmp_path / "dvclive").rglob("*") if p.is_file()}
+    assert formats.dvclive_files(curve) == theirs
+
+
+def test_an_index_outside_top_k_is_named_as_such(cli, tmp_path, tiny_raw):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_with(collect={"top_k": 2, "indices": [0, 1]},
+                                                                     retrain={"device": "cpu", "epochs": 1})))
+    write_genome(tmp_path / "results" / "genomes", 0)
+    proc = retrain_cli(cli, tmp_path, tiny_raw, index=7)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "genome index 7 is outside collect.top_k (2)" in proc.stderr
+
+
 def test_a_damaged_or_foreign_checkpoint_means_a_fresh_start(tmp_path):
     identity = R.checkpoint_identity("abc", T.Recipe(epochs=2), "data", "cpu")
     path = tmp_path / "ckpt.pt"
@@ -174,9 +231,10 @@ def test_a_damaged_or_foreign_checkpoint_means_a_fresh_start(tmp_path):
 
 
 def _saved(obj) -> bytes:
+    """A checkpoint as `retrain` writes it: torch.save behind its checksum header."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return buffer.getvalue()
+    return integrity.seal_bytes(buffer.getvalue(), R.CHECKPOINT_KIND)
 
 
 # ---------------------------------------------------------------- the stage
@@ -193,7 +251,7 @@ def test_a_short_retrain_beats_guessing(cli, tmp_path, digits_raw, isolated_cach
     proc = retrain_cli(cli, tmp_path, digits_raw)
     assert proc.returncode == 0, proc.stderr
     folder = tmp_path / "results" / "retrain" / "genome_0"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(R.OUTPUT_FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(formats.RETRAIN_FILES)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.3  # 10 classes: guessing gives 0.1
     assert metrics["recipe"] == recipe and metrics["epochs"] == settings["epochs"]
@@ -201,7 +259,7 @@ def test_a_short_retrain_beats_guessing(cli, tmp_path, digits_raw, isolated_cach
     assert metrics["params"] == network.count_params(network.build(SMALL_GENOME))
     assert metrics["genome_id"] == G.genome_id(SMALL_GENOME) and metrics["device_kind"] == "cpu"
     curve = (folder / "curve.csv").read_text().splitlines()
-    assert curve[0] == ",".join(R.CURVE_COLUMNS) and len(curve) == 1 + settings["epochs"]
+    assert curve[0] == ",".join(formats.CURVE_COLUMNS) and len(curve) == 1 + settings["epochs"]
     assert float(curve[-1].split(",")[3]) == metrics["test_accuracy"]
     weights = load_file(folder / "model.safetensors")
     assert set(weights) == set(network.build(SMALL_GENOME).state_dict())
@@ -214,24 +272,26 @@ def test_resume_after_kill_ends_with_the_same_weights(cli, tmp_path, tiny_raw, i
     write_params(tmp_path, recipe="modern", epochs=3, batch_size=16, warmup_epochs=1)
     write_genome(tmp_path / "results" / "genomes", 0)
 
-    killed = retrain_cli(cli, tmp_path, tiny_raw, env={R.ABORT_AFTER_EPOCH_ENV: "2"})
-    assert killed.returncode == 137, killed.stderr
+    killed = kill_at_first_checkpoint(tmp_path, tiny_raw)
+    assert killed == -signal.SIGKILL  # killed, not finished
     assert not (tmp_path / "results" / "retrain" / "genome_0").exists()
     assert len(list(paths.checkpoints_dir().glob("retrain-*.pt"))) == 1
 
     resumed = retrain_cli(cli, tmp_path, tiny_raw)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming genome 0 after epoch 2" in resumed.stderr
+    assert re.search(r"resuming genome 0 after epoch [12]\b", resumed.stderr)
     assert "epoch 1/3" not in resumed.stderr and "epoch 3/3" in resumed.stderr
 
     straight = retrain_cli(cli, tmp_path, tiny_raw, out="straight",
                            env={"MINIGEN_CACHE_DIR": str(tmp_path / "other-cache")})
     assert straight.returncode == 0, straight.stderr
     a, b = tmp_path / "results" / "retrain" / "genome_0", tmp_path / "straight" / "genome_0"
-    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
-    assert (a / "curve.csv").read_text() == (b / "curve.csv").read_text()
-    assert json.loads((a / "metrics.json").read_text())["test_accuracy"] == \
-        json.loads((b / "metrics.json").read_text())["test_accuracy"]
+    # Every file but cost.json (seconds, where it ran) is the same bytes.
+    for path in sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "cost.json"):
+        assert (a / path).read_bytes() == (b / path).read_bytes(), path
+    assert (a / "dvclive/plots/metrics/test/accuracy.tsv").read_text().splitlines()[1:] == \
+        [f"{row.split(',')[0]}\t{row.split(',')[3]}" for row in (a / "curve.csv").read_text().splitlines()[1:]]
+
 
 
 def test_a_cpu_retrain_gives_the_same_weights_whatever_the_thread_count(cli, tmp_path, tiny_raw, isolated_cache):

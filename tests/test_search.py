@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,8 +28,9 @@ from minigen.space import genome as G
 from minigen import settings as P
 from minigen.stages import search as S
 
-OUTPUTS = ("history.jsonl", "winners.json", "generations.csv", "evaluations.jsonl", "metrics.json")
-DETERMINISTIC = ("history.jsonl", "winners.json", "generations.csv", "evaluations.jsonl")
+OUTPUTS = ("history.jsonl", "winners.json", "generations.csv", "evaluations.jsonl", "metrics.json", "cost.json")
+DETERMINISTIC = ("history.jsonl", "winners.json", "generations.csv", "evaluations.jsonl", "metrics.json")
+
 
 
 def write_mini(path: Path, train_per_class: int = 2, test_per_class: int = 2, seed: int = 0) -> Path:
@@ -135,8 +137,12 @@ def test_outputs_hold_every_record(tmp_path, mini_dir):
     assert all(set(e) == {"genome_id", "genome", "accuracy", "error", "round", "generation"} for e in evaluations)
     assert [w["index"] for w in winners] == list(range(len(winners)))
     assert all(w["accuracy"] > 0.3 and G.genome_id(w["genome"]) == w["genome_id"] for w in winners)
-    assert metrics == json.loads((out / "metrics.json").read_text())
-    assert {"evaluations", "trained", "best_accuracy", "best_fitness", "winners", "rounds", "seconds"} <= set(metrics)
+    # metrics.json holds only what defines the result (what `dvc exp show` compares); the
+    # run's cost, which differs between identical runs, is in cost.json.
+    assert json.loads((out / "metrics.json").read_text()) == {k: metrics[k] for k in ("best_accuracy", "best_fitness", "winners")}
+    cost = json.loads((out / "cost.json").read_text())
+    assert {"evaluations", "trained", "seconds", "rounds", "generations", "failed", "stopped"} <= set(cost)
+    assert {**json.loads((out / "metrics.json").read_text()), **cost} == metrics
     assert metrics["best_accuracy"] == max(e["accuracy"] for e in evaluations)
     assert metrics["winners"] == len(winners)
     assert not checkpoints()  # a finished search leaves no checkpoint behind
@@ -270,13 +276,15 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.slow
 def test_rerun_is_byte_identical_and_trains_nothing(uninterrupted):
-    metrics = json.loads((uninterrupted.root / "results" / "search" / "metrics.json").read_text())
-    assert metrics["trained"] == metrics["evaluations"] > 0
+    cost = json.loads((uninterrupted.root / "results" / "search" / "cost.json").read_text())
+    assert cost["trained"] == cost["evaluations"] > 0
     proc = run_cli("search", cwd=uninterrupted.root, env={"MINIGEN_CACHE_DIR": str(uninterrupted.cache)}, check=True)
-    assert "round 1 gen 2" in proc.stderr  # a log line per generation
+    assert "round 1 gen 2 (3/" in proc.stderr  # a log line per generation: generation x of y
+    assert re.search(r"\d+ evaluated \(\d+ new\), 0 trained; .* so far, (round ETA|round done)", proc.stderr)
+    assert "\r" not in proc.stderr  # not a terminal: no progress bar frames
     assert outputs_of(uninterrupted.root) == uninterrupted.outputs
-    metrics = json.loads((uninterrupted.root / "results" / "search" / "metrics.json").read_text())
-    assert metrics["trained"] == 0
+    cost = json.loads((uninterrupted.root / "results" / "search" / "cost.json").read_text())
+    assert cost["trained"] == 0
 
 
 @pytest.mark.slow
@@ -315,5 +323,6 @@ def test_huge_learning_rate_gives_nan_which_is_recorded(tmp_path):
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert len(history) == 4
     assert all(r["accuracy"] == 0.0 and "nan" in r["error"].lower() for r in history)
-    metrics = atomic.read_json(out / "metrics.json")
-    assert metrics["failed"] == metrics["evaluations"] > 0 and metrics["generations"] == 2
+    cost = atomic.read_json(out / "cost.json")
+    assert cost["failed"] == cost["evaluations"] > 0 and cost["generations"] == 2
+

@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # What a pipeline run needs from the repository, besides the installed package.
-PIPELINE_FILES = ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore", ".gitignore", "params.yaml")
+PIPELINE_FILES = ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore", ".gitignore", "params.yaml", "minigen")
 
 # Seconds-long settings on the embedded digits data: every stage runs, nothing is large.
 TINY_OVERRIDES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from minigen import settings as P
 from minigen.errors import UserError
 from minigen.commands import add_action_group
 
@@ -23,11 +24,12 @@ def register(sub) -> None:
     ev.add_argument("--train-images", type=int, required=True, metavar="N", help="training images")
     ev.add_argument("--epochs", type=int, required=True, metavar="E", help="training epochs")
     ev.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or cuda:N (default: auto)")
-    ev.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "tf32"),
+    ev.add_argument("--precision", default=P.PAPER.search.precision, choices=P.PRECISIONS,
                     help="fp32 (default, the paper), bf16 autocast, or tf32 matmuls (GPU)")
-    ev.add_argument("--batch-size", type=int, default=64, metavar="B", help="batch size (default: 64)")
+    ev.add_argument("--batch-size", type=int, default=P.PAPER.search.batch_size, metavar="B",
+                    help="batch size (default: %(default)s)")
     ev.add_argument("--test-images", type=int, default=100, metavar="M", help="test images (default: 100)")
-    ev.add_argument("--seed", type=int, default=2809, help="seed for data and weights (default: 2809)")
+    ev.add_argument("--seed", type=int, default=P.PAPER.seed, help="seed for data and weights (default: %(default)s)")
     ev.add_argument("--threads", type=int, default=None, metavar="T", help="CPU threads (default: torch's choice)")
     ev.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the warm-up step, so seconds include one-off start-up costs")

@@ -68,7 +68,7 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_verify(args: argparse.Namespace) -> int:
     from minigen.data import mini
 
-    manifest = mini.check(args.dir)
+    manifest = mini.check(args.dir, complete=True)
     print(f"OK {args.dir}: {len(manifest['train_indices'])} train and {len(manifest['test_indices'])} test "
           f"images, {len(manifest['classes'])} classes, {manifest['dataset']}, seed {manifest['seed']}")
     return 0

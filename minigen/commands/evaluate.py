@@ -32,11 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from minigen.space import genome as G
     from minigen.data import mini as M
     from minigen import settings as P
+    from minigen.store import atomic, paths
     from minigen.training.evaluator import Evaluator, search_recipe
 
-    params = P.load(args.params)
-    genome = G.load(args.genome, G.Space.from_params(params["space"]))
-    device = D.resolve(params["search"]["device"])
+    params = P.read(args.params)
+    genome = G.load(args.genome, G.Space.from_settings(params.space))
+    atomic.check_writable(paths.evaluations_dir(), "the evaluation cache")  # before training, not after
+    device = D.resolve(params.search.device)
     mini = M.load(args.mini, device)
     with Evaluator(mini, search_recipe(params), device) as evaluator:
         (result,) = evaluator.evaluate([genome])

@@ -7,6 +7,7 @@ import json
 import os
 import random
 
+from minigen.space import complexity
 from minigen.space import genome as G
 from minigen import settings as P
 from minigen.commands import add_action_group, add_params_option
@@ -37,10 +38,9 @@ def register(sub) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     genome = G.load(args.file)
-    from minigen.model import network  # torch loads only once the genome is known to be good
-
-    size = network.complexity(genome)
-    cells = network.cell_summary(genome)
+    # Counted from the description (no torch); tests/test_complexity.py holds it equal to torch's count.
+    size = complexity.complexity(genome)
+    cells = complexity.cell_summary(genome)
     if args.json:
         out = {"genome": genome, "genome_id": G.genome_id(genome), **size, "cells": cells}
         print(json.dumps(out, indent=2))
@@ -57,7 +57,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_random(args: argparse.Namespace) -> int:
     # Outside a project (no params.yaml here) the paper's search space applies.
     use_defaults = args.params == "params.yaml" and not os.path.exists(args.params)
-    params = P.load(None if use_defaults else args.params)
-    seed = params["seed"] if args.seed is None else args.seed
-    print(G.format_authors(G.random_genome(random.Random(seed), G.Space.from_params(params["space"]))))
+    params = P.read(None if use_defaults else args.params)
+    seed = params.seed if args.seed is None else args.seed
+    print(G.format_authors(G.random_genome(random.Random(seed), G.Space.from_settings(params.space))))
     return 0

@@ -10,13 +10,14 @@ from minigen.commands import add_folder_option, add_params_option
 def register(sub) -> None:
     parser = sub.add_parser(
         "report",
-        help="table (md + csv), figures (png) and summary metrics of the run",
+        help="table (md, html, csv), figures (png) and summary metrics of the run",
         description="Join the search, the collected genomes and their retrains (every "
-        "genome_{i}, i < collect.top_k, must be retrained) into OUT/table.md and table.csv "
+        "genome_{i}, i < collect.top_k, must be retrained) into OUT/table.md, table.html and table.csv "
         "(the paper's Table III: test accuracy, true parameters, FLOPs, accuracy-to-parameter "
         "ratio, mini-set accuracy, sorted by the ratio; the paper's figures beside ours for its "
-        "published genomes), OUT/fig4_generations.png (paper Fig. 4), mini_vs_full.png, "
-        "retrain_curves.png, metrics.json (mean and best test accuracy, Kendall's tau "
+        "published genomes), OUT/fig4_generations.png (paper Fig. 4), search_curve.png, "
+        "mini_vs_full.png (with Kendall's tau; its data in mini_vs_full.csv), retrain_curves.png, "
+        "metrics.json (mean and best test accuracy, Kendall's tau "
         "between mini-set and full accuracy) and best_model.safetensors (the best genome's weights).",
     )
     add_params_option(parser)

@@ -15,8 +15,10 @@ def register(sub) -> None:
         "the raw data and score it on every test image. retrain.recipe picks the settings: "
         "'paper' (Adam, lr retrain.lr, batch retrain.batch_size, no augmentation) or 'modern' "
         "(SGD + Nesterov, warm-up then cosine, weight decay, label smoothing, random crop + "
-        "flip, bf16 autocast on a GPU). Writes OUT/genome_{INDEX}/metrics.json, curve.csv and "
-        "model.safetensors. Each epoch is checkpointed in the user cache (MINIGEN_CACHE_DIR); "
+        "flip, bf16 autocast on a GPU). Writes OUT/genome_{INDEX}/metrics.json, curve.csv (also "
+        "in dvclive's layout, dvclive/), model.safetensors and cost.json (seconds, where it ran). "
+        "Logs one line per epoch with an ETA. Each epoch is checkpointed in the user cache "
+        "(MINIGEN_CACHE_DIR); "
         "running the same command again after a crash resumes where it stopped, with the same "
         "final weights.",
     )
@@ -31,6 +33,7 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from minigen import settings as P
     from minigen.stages import retrain
+    from minigen.store import formats
     from minigen.errors import UserError
 
     if args.index < 0:
@@ -38,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     metrics = retrain.retrain(P.load(args.params), args.index, args.genomes, args.raw, args.out)
     print(f"retrain: genome {args.index} test accuracy {metrics['test_accuracy']:.2%} after "
           f"{metrics['epochs']} epochs ({metrics['recipe']} recipe, {metrics['seconds']:.0f} s) "
-          f"-> {retrain.output_dir(args.out, args.index)}")
+          f"-> {formats.retrain_dir(args.out, args.index)}")
     return 0

@@ -13,8 +13,10 @@ def register(sub) -> None:
         help="run the MiniGen evolution on the frozen mini set",
         description="Evolve genomes on the frozen mini set (params.yaml: seed, space, search): "
         "each genome is trained for search.epochs on the mini train set and scored on the mini "
-        "test set. Writes history.jsonl, winners.json, generations.csv, evaluations.jsonl and "
-        "metrics.json. Checkpoints after every generation (user cache, MINIGEN_CACHE_DIR moves "
+        "test set. Writes history.jsonl, winners.json, generations.csv, evaluations.jsonl, "
+        "metrics.json (what defines the result) and cost.json (what the run took). Logs one line "
+        "per generation: generation of generations, evaluations, networks trained, an ETA for the "
+        "round. Checkpoints after every generation (user cache, MINIGEN_CACHE_DIR moves "
         "it): rerunning after a crash resumes and ends with the same results. Evaluations are "
         "cached by content, so nothing is trained twice.",
     )

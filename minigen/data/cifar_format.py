@@ -31,10 +31,27 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except FileNotFoundError:
         raise
     except Exception as exc:  # truncated or foreign file
-        raise UserError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__})") from None
+        raise UserError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}); "
+                        "run `minigen download` again") from None
     if len(data) != len(labels):
         raise UserError(f"{path}: {len(data)} images but {len(labels)} labels")
     return data, labels
+
+
+def _read_meta(path: Path) -> list[str]:
+    """batches.meta's class names; a damaged file is one line, as a damaged batch is."""
+    try:
+        with open(path, "rb") as fh:
+            names = pickle.load(fh, encoding="latin1")["label_names"]
+        classes = [str(c) for c in names]
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated, foreign, or not a dict of names
+        raise UserError(f"{path} is not a CIFAR-10 batches.meta ({type(exc).__name__}); "
+                        "run `minigen download` again") from None
+    if not classes or isinstance(names, (str, bytes)):
+        raise UserError(f"{path} holds no list of class names; run `minigen download` again")
+    return classes
 
 
 def read(raw_dir: str | Path) -> dict:
@@ -45,8 +62,7 @@ def read(raw_dir: str | Path) -> dict:
     try:
         train = [_read_batch(root / name) for name in TRAIN_BATCHES]
         test = _read_batch(root / TEST_BATCH)
-        with open(root / META, "rb") as fh:
-            classes = [str(c) for c in pickle.load(fh, encoding="latin1")["label_names"]]
+        classes = _read_meta(root / META)
     except FileNotFoundError as exc:
         raise UserError(f"raw data incomplete: {exc.filename} is missing (run `minigen download`)") from None
     return {

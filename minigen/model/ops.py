@@ -8,11 +8,13 @@ the input cell's variants, whose paddings keep the 32x32 feature map.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 from minigen.model import dilated
-from minigen.space.genome import IDENTITY
+from minigen.space.genome import IDENTITY, INPUT_OPS
 
 # Stride-2 padding that keeps 32x32: out = floor((32 + 2p - k) / 2) + 1 = 32 for p = 16 + k//2.
 STRIDE2_PAD = 16
@@ -71,31 +73,41 @@ def separable(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int
     )
 
 
+def _pool(pool: type[nn.Module], **options):
+    def build(c_in: int, c_out: int, stride: int) -> nn.Module:
+        if c_in != c_out:  # a pool keeps the channel count
+            raise ValueError(f"a pool keeps the channel count, got {c_in} -> {c_out}")
+        return pool(3, stride=1, padding=1, **options)
+    return build
+
+
+def _conv_1x7_7x1(c_in: int, c_out: int, stride: int) -> nn.Module:
+    return nn.Sequential(
+        conv_bn_relu(c_in, c_out, (1, 7), padding=(0, 3)),
+        conv_bn_relu(c_out, c_out, (7, 1), padding=(3, 0)),
+    )
+
+
+# The op registry: encoding -> builder(c_in, c_out, stride). DESIGN.md section 2 in code;
+# the genome space (space/genome.py) names the same ops, a test keeps the two equal.
+OPS: dict[str, Callable[[int, int, int], nn.Module]] = {
+    "3*3 conv": lambda c_in, c_out, stride: conv_bn_relu(c_in, c_out, 3, stride),
+    "5*5 conv": lambda c_in, c_out, stride: conv_bn_relu(c_in, c_out, 5, stride),
+    "3*3 dconv": lambda c_in, c_out, stride: separable(c_in, c_out, 3, stride),
+    "5*5 dconv": lambda c_in, c_out, stride: separable(c_in, c_out, 5, stride),
+    "1*7-7*1 conv": _conv_1x7_7x1,
+    "3*3 dil conv": lambda c_in, c_out, stride: separable(c_in, c_out, 3, dilation=2),
+    "3*3 maxpool": _pool(nn.MaxPool2d),
+    "3*3 avgpool": _pool(nn.AvgPool2d, count_include_pad=True),
+}
+
+
 def build_op(name: str, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
     """One op of the action list. Pools keep the channel count, so need c_in == c_out."""
-    if name == "3*3 conv":
-        return conv_bn_relu(c_in, c_out, 3, stride)
-    if name == "5*5 conv":
-        return conv_bn_relu(c_in, c_out, 5, stride)
-    if name == "3*3 dconv":
-        return separable(c_in, c_out, 3, stride)
-    if name == "5*5 dconv":
-        return separable(c_in, c_out, 5, stride)
-    if stride != 1:
-        raise ValueError(f"op {name!r} has no stride-2 form (input cell ops: convs and dconvs)")
-    if name == "1*7-7*1 conv":
-        return nn.Sequential(
-            conv_bn_relu(c_in, c_out, (1, 7), padding=(0, 3)),
-            conv_bn_relu(c_out, c_out, (7, 1), padding=(3, 0)),
-        )
-    if name == "3*3 dil conv":
-        return separable(c_in, c_out, 3, dilation=2)
-    if name in ("3*3 maxpool", "3*3 avgpool"):
-        if c_in != c_out:
-            raise ValueError(f"{name} keeps the channel count, got {c_in} -> {c_out}")
-        if name == "3*3 maxpool":
-            return nn.MaxPool2d(3, stride=1, padding=1)
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)
     if name == IDENTITY:
         raise ValueError("identity is a skip connection, not an op of the chain")
-    raise ValueError(f"unknown op {name!r}")
+    if name not in OPS:
+        raise ValueError(f"unknown op {name!r}")
+    if stride != 1 and name not in INPUT_OPS:
+        raise ValueError(f"op {name!r} has no stride-2 form (input cell ops: convs and dconvs)")
+    return OPS[name](c_in, c_out, stride)

@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 BORN_COLOUR = "tab:red"  # the paper's Fig. 3/4 colours: red generation, green accuracy
 ACCURACY_COLOUR = "tab:green"
+MEAN_COLOUR = "tab:blue"
 
 
 # ---------------------------------------------------------------- data
@@ -21,7 +22,8 @@ ACCURACY_COLOUR = "tab:green"
 
 def fig4_data(generations: list[dict]) -> dict:
     """Per generation of the search (rounds one after another, as run): the best
-    individual's birth generation and its mini-set accuracy (the paper's Fig. 4)."""
+    individual's birth generation and its mini-set accuracy (the paper's Fig. 4), and the
+    population's mean accuracy (the search curve; None where not recorded)."""
     rows = sorted(generations, key=lambda r: (int(r["round"]), int(r["generation"])))
     rounds = [int(r["round"]) for r in rows]
     return {
@@ -30,6 +32,7 @@ def fig4_data(generations: list[dict]) -> dict:
         "generation": [int(r["generation"]) for r in rows],
         "best_born": [int(r["best_born"]) for r in rows],
         "best_accuracy": [float(r["best_accuracy"]) for r in rows],
+        "mean_accuracy": [None if r.get("mean_accuracy") is None else float(r["mean_accuracy"]) for r in rows],
         "round_starts": [step for step in range(1, len(rows)) if rounds[step] != rounds[step - 1]],
     }
 
@@ -66,20 +69,46 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def draw_fig4(data: dict) -> bytes:
-    figure = Figure(figsize=(7, 4), layout="constrained")
-    born_axis = figure.add_subplot()
-    born_axis.plot(data["step"], data["best_born"], color=BORN_COLOUR, marker="o", markersize=3)
-    born_axis.set_xlabel("generation (rounds one after another)" if data["round_starts"] else "generation")
-    born_axis.set_ylabel("best individual's generation", color=BORN_COLOUR)
-    accuracy_axis = born_axis.twinx()
-    accuracy_axis.plot(data["step"], data["best_accuracy"], color=ACCURACY_COLOUR, marker="s", markersize=3)
-    accuracy_axis.set_ylabel("best accuracy (mini test set)", color=ACCURACY_COLOUR)
+def _generation_axis(axis, data: dict) -> None:
+    axis.set_xlabel("generation (rounds one after another)" if data["round_starts"] else "generation")
     for step in data["round_starts"]:
-        born_axis.axvline(step - 0.5, color="grey", linestyle=":", linewidth=1)
-    born_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.axvline(step - 0.5, color="grey", linestyle=":", linewidth=1)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def draw_fig4(data: dict) -> bytes:
+    figure = Figure(figsize=(7, 4.4), layout="constrained")
+    born_axis = figure.add_subplot()
+    # Two y axes can put the series on the same pixels: the front one (accuracy, on the
+    # twin axis) is dashed with hollow markers, so the solid red one shows through it.
+    born = born_axis.plot(data["step"], data["best_born"], color=BORN_COLOUR, marker="o", markersize=5,
+                          linewidth=2, label="birth generation of the best individual (left)")
+    _generation_axis(born_axis, data)
+    born_axis.set_ylabel("best individual's generation", color=BORN_COLOUR)
     born_axis.yaxis.set_major_locator(MaxNLocator(integer=True))
-    born_axis.set_title("Best generation and best accuracy per generation (paper Fig. 4)")
+    accuracy_axis = born_axis.twinx()
+    accuracy = accuracy_axis.plot(data["step"], data["best_accuracy"], color=ACCURACY_COLOUR, marker="s",
+                                  markersize=7, markerfacecolor="none", linestyle="--", linewidth=1.5,
+                                  label="its accuracy on the mini test set (right)")
+    accuracy_axis.set_ylabel("best accuracy (mini test set)", color=ACCURACY_COLOUR)
+    figure.legend(handles=born + accuracy, loc="outside lower center", ncols=2, fontsize=8)
+    born_axis.set_title("Best individual per generation: when it was born, how accurate (paper Fig. 4)",
+                        fontsize=10)
+    return _png(figure)
+
+
+def draw_search_curve(data: dict) -> bytes:
+    figure = Figure(figsize=(7, 4.4), layout="constrained")
+    axis = figure.add_subplot()
+    axis.plot(data["step"], data["best_accuracy"], color=ACCURACY_COLOUR, marker="o", markersize=4,
+              label="best of the generation")
+    if all(value is not None for value in data["mean_accuracy"]):
+        axis.plot(data["step"], data["mean_accuracy"], color=MEAN_COLOUR, marker="^", markersize=4,
+                  linestyle="--", label="mean of the population")
+    _generation_axis(axis, data)
+    axis.set_ylabel("accuracy on the mini test set")
+    axis.set_title("Search progress: mini-set accuracy per generation", fontsize=10)
+    axis.legend(fontsize=8)
     return _png(figure)
 
 
@@ -89,6 +118,11 @@ def draw_mini_vs_full(data: dict) -> bytes:
     axis.scatter(data["mini_accuracy"], data["test_accuracy"])
     for index, x, y in zip(data["index"], data["mini_accuracy"], data["test_accuracy"]):
         axis.annotate(str(index), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    tau = data.get("kendall_tau")
+    text = (f"Kendall's τ = {tau:.2f} over {len(data['index'])} genomes" if tau is not None
+            else "Kendall's τ undefined (fewer than 2 genomes, or ties only)")
+    axis.text(0.02, 0.98, text, transform=axis.transAxes, va="top", fontsize=9,
+              bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
     axis.set_xlabel("mini-set test accuracy (search)")
     axis.set_ylabel("full test accuracy (retrain)")
     axis.set_title("Mini-set accuracy against full accuracy")

@@ -34,6 +34,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
+from minigen import settings as P
 from minigen.space import genome as G
 
 STATE_VERSION = 1
@@ -65,21 +66,23 @@ class Settings:
     rates: G.MutationRates
 
     @classmethod
-    def from_params(cls, params: dict) -> "Settings":
-        search = params["search"]
+    def from_params(cls, params: P.Params | dict) -> "Settings":
+        """From validated settings (`settings.of`); numbers as floats, as always."""
+        params = P.of(params)
+        search = params.search
         return cls(
-            seed=int(params["seed"]),
-            population=int(search["population"]),
-            keep=int(search["keep"]),
-            generations=int(search["generations"]),
-            decay=float(search["decay"]),
-            temperature=float(search["temperature"]),
-            restart_threshold=float(search["restart_threshold"]),
-            winner_threshold=float(search["winner_threshold"]),
-            winners=int(search["winners"]),
-            max_rounds=int(search["max_rounds"]),
-            space=G.Space.from_params(params["space"]),
-            rates=G.MutationRates.from_params(search),
+            seed=params.seed,
+            population=search.population,
+            keep=search.keep,
+            generations=search.generations,
+            decay=float(search.decay),
+            temperature=float(search.temperature),
+            restart_threshold=float(search.restart_threshold),
+            winner_threshold=float(search.winner_threshold),
+            winners=search.winners,
+            max_rounds=search.max_rounds,
+            space=G.Space.from_settings(params.space),
+            rates=G.MutationRates.from_settings(search),
         )
 
 
@@ -169,9 +172,6 @@ class Evolution:
     @property
     def done(self) -> bool:
         return self.state["stopped"] is not None
-
-    def evaluation(self, genome_id: str) -> dict:
-        return self._evaluated[genome_id]
 
     def run(self, evaluate: Evaluate, after_generation: Callable[[dict], None] | None = None) -> dict:
         """Step until a stop rule fires; `after_generation(row)` follows each step."""

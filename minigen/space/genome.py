@@ -18,9 +18,12 @@ import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from minigen import settings
 from minigen.errors import UserError
 
 IDENTITY = "identity"
+# The order of these tuples is part of every result: random genomes and mutations draw an
+# index into them. tests/test_genome.py pins it; model/ops.py builds the same names.
 INPUT_OPS = ("3*3 conv", "3*3 dconv", "5*5 conv", "5*5 dconv")
 NORMAL_OPS = (
     "1*7-7*1 conv",
@@ -34,6 +37,11 @@ NORMAL_OPS = (
 )
 ALL_OPS = (IDENTITY,) + NORMAL_OPS
 N_CELLS = 5
+# Sane sizes, far above the paper's (256 channels, 1 block, ~1e6 weights): beyond them a
+# genome would only exhaust memory or hang while its network is built.
+MAX_CHANNELS = 2048
+MAX_BLOCKS = 64
+MAX_WEIGHT_BOUND = 5 * 10**8
 NORMAL_LENGTHS = (2, 3, 4)  # action-list length of a normal cell, a leading identity counted
 INPUT_CELL_CHANNEL = "."
 # What the authors wrote for the fixed input cell's channel; all mean "not a setting".
@@ -48,32 +56,29 @@ class GenomeError(UserError):
 
 @dataclass(frozen=True)
 class Space:
-    """The search space: `params.yaml`'s `space` section."""
+    """The search space: `params.yaml`'s `space` section (the paper's by default)."""
 
-    channels: tuple[int, ...] = (24, 40, 64, 80, 128, 256)
-    blocks: tuple[int, ...] = (1, 1, 1, 1)
-    p_identity: float = 0.5
+    channels: tuple[int, ...] = tuple(settings.PAPER.space.channels)
+    blocks: tuple[int, ...] = tuple(settings.PAPER.space.blocks)
+    p_identity: float = settings.PAPER.space.p_identity
 
     @classmethod
-    def from_params(cls, space: dict) -> "Space":
-        return cls(tuple(space["channels"]), tuple(space["blocks"]), float(space["p_identity"]))
+    def from_settings(cls, space: settings.Space) -> "Space":
+        return cls(tuple(space.channels), tuple(space.blocks), float(space.p_identity))
 
 
 @dataclass(frozen=True)
 class MutationRates:
-    p_channel: float = 0.3
-    p_op: float = 0.5
-    p_action_list: float = 0.2
-    depth_ramp: bool = False
+    """The `search` section's mutation rates (the paper's by default)."""
+
+    p_channel: float = settings.PAPER.search.p_channel
+    p_op: float = settings.PAPER.search.p_op
+    p_action_list: float = settings.PAPER.search.p_action_list
+    depth_ramp: bool = settings.PAPER.search.depth_ramp
 
     @classmethod
-    def from_params(cls, search: dict) -> "MutationRates":
-        return cls(
-            float(search["p_channel"]),
-            float(search["p_op"]),
-            float(search["p_action_list"]),
-            bool(search["depth_ramp"]),
-        )
+    def from_settings(cls, search: settings.Search) -> "MutationRates":
+        return cls(float(search.p_channel), float(search.p_op), float(search.p_action_list), search.depth_ramp)
 
     def for_cell(self, index: int) -> tuple[float, float, float]:
         """(p_channel, p_op, p_action_list) for cell `index`.
@@ -130,7 +135,9 @@ def _check_action_list(index: int, actions: Any) -> list[str]:
 def parse(obj: Any, space: Space | None = None) -> Genome:
     """Validate a genome in the authors' format and return its canonical form.
 
-    With `space`, channels must also come from `space.channels`.
+    With `space`, channels must also come from `space.channels` and blocks from
+    `space.blocks`. Sizes are bounded either way (`MAX_CHANNELS`, `MAX_BLOCKS`,
+    `MAX_WEIGHT_BOUND`), so a hostile genome is refused here, instantly.
     """
     if isinstance(obj, dict) and "genome" in obj:
         obj = obj["genome"]
@@ -153,16 +160,40 @@ def parse(obj: Any, space: Space | None = None) -> Genome:
                 raise GenomeError(f"cell 0: the input cell has exactly 1 block, got {blocks!r}")
             channels = INPUT_CELL_CHANNEL
         else:
-            if not _is_int(channels) or channels <= 0:
-                raise GenomeError(f"cell {index}: channels must be a positive integer, got {channels!r}")
-            if space is not None and channels not in space.channels:
-                raise GenomeError(
-                    f"cell {index}: channels {channels} not in the search space {list(space.channels)}"
-                )
-            if not _is_int(blocks) or blocks <= 0:
-                raise GenomeError(f"cell {index}: blocks must be a positive integer, got {blocks!r}")
+            _check_size(index, channels, blocks, space)
         cells.append([channels, blocks, _check_action_list(index, actions)])
+    bound = weight_bound(cells)
+    if bound > MAX_WEIGHT_BOUND:
+        raise GenomeError(f"the genome is too large to build: up to {bound:.2g} weights "
+                          f"(limit {MAX_WEIGHT_BOUND:.0g}; the paper's genomes have about 1e6)")
     return cells
+
+
+def _check_size(index: int, channels: Any, blocks: Any, space: Space | None) -> None:
+    """A normal cell's channels and blocks: positive, sane, and with `space`, in it."""
+    if not _is_int(channels) or channels <= 0:
+        raise GenomeError(f"cell {index}: channels must be a positive integer, got {channels!r}")
+    if channels > MAX_CHANNELS:
+        raise GenomeError(f"cell {index}: channels {channels} is beyond the sane maximum of {MAX_CHANNELS}")
+    if space is not None and channels not in space.channels:
+        raise GenomeError(f"cell {index}: channels {channels} not in the search space {list(space.channels)}")
+    if not _is_int(blocks) or blocks <= 0:
+        raise GenomeError(f"cell {index}: blocks must be a positive integer, got {blocks!r}")
+    if blocks > MAX_BLOCKS:
+        raise GenomeError(f"cell {index}: blocks {blocks} is beyond the sane maximum of {MAX_BLOCKS}")
+    if space is not None and blocks != space.blocks[index - 1]:
+        raise GenomeError(f"cell {index}: blocks {blocks} not in the search space "
+                          f"(space.blocks gives cell {index} {space.blocks[index - 1]})")
+
+
+def weight_bound(cells: Genome) -> int:
+    """An upper bound on a canonical genome's weights, as if every op were a 5x5 conv: cheap
+    enough to refuse an absurd genome before torch spends minutes and gigabytes building it."""
+    total, previous = 0, 64  # the input cell ends at 64 channels
+    for channels, blocks, actions in cells[1:]:
+        total += previous * channels + blocks * len(actions) * 25 * channels * channels
+        previous = channels
+    return total
 
 
 def loads(text: str, space: Space | None = None) -> Genome:
@@ -170,6 +201,8 @@ def loads(text: str, space: Space | None = None) -> Genome:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise GenomeError(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise GenomeError("nested too deeply to be a genome (a list of 5 cells)") from None
     return parse(obj, space)
 
 
@@ -179,8 +212,10 @@ def load(path: str, space: Space | None = None) -> Genome:
             text = fh.read()
     except FileNotFoundError:
         raise GenomeError(f"genome file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenomeError(f"cannot read genome file {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise GenomeError(f"cannot read genome file {path}: not UTF-8 text (save it as UTF-8 JSON)") from None
+    except OSError as exc:
+        raise GenomeError(f"cannot read genome file {path}: {exc.strerror or exc}") from None
     try:
         return loads(text, space)
     except GenomeError as exc:

@@ -25,13 +25,26 @@ def read_evaluations(path: Path) -> list[dict]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise UserError(f"{path} not found (run `minigen search` first)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path} ({type(exc).__name__}): run `minigen search` again") from None
     records = []
     for number, line in enumerate(lines, 1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path} line {number} is not valid JSON ({exc.msg})") from None
+            records.append(_record(json.loads(line)))
+        except (ValueError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
+            raise UserError(f"{path} line {number} is not a search record ({reason})") from None
     return records
+
+
+def _record(record) -> dict:
+    """An evaluation or winner record as `search` writes it (ValueError if not)."""
+    if not isinstance(record, dict) or not {"genome_id", "genome", "accuracy"} <= set(record):
+        raise ValueError("it needs genome_id, genome and accuracy")
+    accuracy = record["accuracy"]
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not isinstance(record["genome_id"], str):
+        raise ValueError("its accuracy must be a number and its genome_id text")
+    return record
 
 
 def choose(winners: list[dict], evaluations: list[dict], top_k: int) -> list[dict]:
@@ -62,14 +75,21 @@ def choose(winners: list[dict], evaluations: list[dict], top_k: int) -> list[dic
 def collect(top_k: int, search_dir: str | Path, out_dir: str | Path) -> list[dict]:
     search_dir, out_dir = Path(search_dir), Path(out_dir)
     winners = atomic.read_json(search_dir / "winners.json", "search results")
-    if not isinstance(winners, list):
-        raise UserError(f"{search_dir / 'winners.json'} must hold a list of winners")
+    try:
+        winners = [_record(w) for w in winners] if isinstance(winners, list) else None
+    except ValueError:
+        winners = None
+    if winners is None:
+        raise UserError(f"{search_dir / 'winners.json'} must hold a list of winners as `minigen search` "
+                        "writes them (run it again)")
     picks = choose(winners, read_evaluations(search_dir / "evaluations.jsonl"), top_k)
     atomic.ensure_dir(out_dir)
-    for pick in picks:
-        atomic.write_json(out_dir / f"genome_{pick['index']}.json", pick)
-    for stale in out_dir.iterdir():
-        match = GENOME_FILE.fullmatch(stale.name)
-        if match and int(match.group(1)) >= top_k:
-            stale.unlink()
+    # File by file (other files in the folder stay), under the folder's lock: two runs take turns.
+    with atomic.output_lock(out_dir):
+        for pick in picks:
+            atomic.write_json(out_dir / f"genome_{pick['index']}.json", pick)
+        for stale in out_dir.iterdir():
+            match = GENOME_FILE.fullmatch(stale.name)
+            if match and int(match.group(1)) >= top_k:
+                stale.unlink()
     return picks

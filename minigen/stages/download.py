@@ -1,6 +1,6 @@
 """The `download` stage: CIFAR-10 or the embedded digits into `data/raw/`, md5-checked.
 
-`data/raw/` holds `cifar-10-batches-py/` (see `cifar_format`) and `SOURCE.json`: the
+`data/raw/` holds `cifar-10-batches-py/` (see `cifar_format`) and `SOURCE.json` (see `data.raw`): the
 dataset, the md5 naming its source (the archive's md5 for CIFAR-10, the content's for
 digits), where it came from, and the sha256 of every batch file, so `sample` and a re-run
 of `download` can tell intact data from a damaged or foreign copy.
@@ -26,11 +26,10 @@ import numpy as np
 
 from minigen.store import atomic
 from minigen.data import cifar_format
+from minigen.data import raw as raw_data
 from minigen.errors import UserError
 
-SOURCE = "SOURCE.json"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
-BATCH_FILES = (*cifar_format.TRAIN_BATCHES, cifar_format.TEST_BATCH, cifar_format.META)
 OFFICIAL_SPLIT = "official"
 # Digits: within each class, in the dataset's order, every 5th image is a test image (~80/20).
 # A rule rather than a random split, so it is the same under every library version.
@@ -48,7 +47,7 @@ def download(params: dict, out: str | Path) -> str:
     else:
         identity = {"dataset": "cifar10", "source_md5": _md5_setting(data["archive_md5"]), "split": OFFICIAL_SPLIT}
 
-    existing = intact_source(out)
+    existing = raw_data.intact_source(out)
     if existing is not None and all(existing.get(k) == v for k, v in identity.items()):
         return f"{out} already holds intact {identity['dataset']} (md5 {identity['source_md5']}): nothing to do"
 
@@ -63,48 +62,12 @@ def download(params: dict, out: str | Path) -> str:
             raise UserError("set data.url or data.archive to say where CIFAR-10 comes from")
         try:
             raw = cifar_format.read(staging)
-            check_labels(raw)
+            raw_data.check_labels(raw)
         except UserError as exc:
             raise UserError(f"{origin} does not hold readable CIFAR-10 batches: {exc}") from None
-        record_source(staging, origin=origin, **identity)
+        raw_data.record_source(staging, origin=origin, **identity)
     return (f"wrote {identity['dataset']} from {origin} to {out}: {len(raw['train'][1])} train and "
             f"{len(raw['test'][1])} test images, {len(raw['classes'])} classes")
-
-
-def record_source(raw_dir: str | Path, dataset: str, source_md5: str, origin: str, split: str) -> dict:
-    """Write SOURCE.json for the batches already in `raw_dir` (sha256 of each file)."""
-    root = Path(raw_dir) / cifar_format.BATCH_DIR
-    files = {f"{cifar_format.BATCH_DIR}/{name}": atomic.sha256_file(root / name) for name in BATCH_FILES}
-    source = {"dataset": dataset, "source_md5": source_md5, "origin": origin, "split": split, "sha256": files}
-    atomic.write_json(Path(raw_dir) / SOURCE, source)
-    return source
-
-
-def read_source(raw_dir: str | Path) -> dict:
-    """SOURCE.json, after re-hashing every batch file against it."""
-    raw_dir = Path(raw_dir)
-    if not (raw_dir / SOURCE).is_file():
-        raise UserError(f"no raw data in {raw_dir} (run `minigen download` first)")
-    source = atomic.read_json(raw_dir / SOURCE, "raw-data record")
-    for name, expected in sorted(source.get("sha256", {}).items()):
-        path = raw_dir / name
-        if not path.is_file() or atomic.sha256_file(path) != expected:
-            raise UserError(f"{path} is missing or differs from {SOURCE} (run `minigen download` again)")
-    return source
-
-
-def intact_source(raw_dir: str | Path) -> dict | None:
-    try:
-        return read_source(raw_dir)
-    except UserError:
-        return None
-
-
-def check_labels(raw: dict) -> None:
-    for split in ("train", "test"):
-        labels = raw[split][1]
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(raw["classes"])):
-            raise UserError(f"{split} labels fall outside the {len(raw['classes'])} classes of batches.meta")
 
 
 def _md5_setting(value) -> str:
@@ -145,7 +108,7 @@ def _from_archive(archive: Path, md5: str, staging: Path) -> str:
 
 def _extract(archive: Path, staging: Path) -> None:
     """Copy out the seven known batch files; ignore every other member."""
-    wanted = [f"{cifar_format.BATCH_DIR}/{name}" for name in BATCH_FILES]
+    wanted = [f"{cifar_format.BATCH_DIR}/{name}" for name in raw_data.BATCH_FILES]
     found = set()
     (staging / cifar_format.BATCH_DIR).mkdir(parents=True, exist_ok=True)
     try:

@@ -3,11 +3,12 @@
 Reads the search's `generations.csv`, the collected genomes (their mini-set accuracy) and
 every retrained genome i < `collect.top_k`, and writes `results/report/`:
 
-- `table.md`, `table.csv`: Table III's columns (index = order found, test accuracy, true
-  parameters, FLOPs, accuracy-to-parameter ratio) plus the mini-set accuracy, sorted by
-  the ratio, descending; for a genome the paper published, its accuracy and parameter
-  figure beside ours.
-- `fig4_generations.png`, `mini_vs_full.png`, `retrain_curves.png` (see `figures`).
+- `table.md`, `table.html`, `table.csv`: Table III's columns (index = order found, test
+  accuracy, true parameters, FLOPs, accuracy-to-parameter ratio) plus the mini-set
+  accuracy, sorted by the ratio, descending; for a genome the paper published, its
+  accuracy and parameter figure beside ours. The HTML is for Snakemake's report.
+- `fig4_generations.png`, `search_curve.png`, `mini_vs_full.png`, `retrain_curves.png`
+  (see `figures`), and `mini_vs_full.csv`, the data of `mini_vs_full.png` for `dvc plots`.
 - `metrics.json`: mean and best test accuracy, the best's parameters, and Kendall's tau
   between mini-set and full test accuracy (does the mini set rank architectures as the
   full set does?).
@@ -20,34 +21,34 @@ lists 74.7 % at 0.9 M as 0.83).
 
 from __future__ import annotations
 
-import csv
-import io
+import html
 import math
-import shutil
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable
 
+from minigen import log as messages
 from minigen.store import atomic
 from minigen.reporting import figures
 from minigen.reporting import paper_facts
-from minigen.stages import retrain as R
+from minigen.space import records
+from minigen.store import formats
 from minigen.errors import UserError
 
 TABLE_COLUMNS = (
     "index", "genome_id", "source", "test_accuracy", "params", "flops", "acc_to_param_ratio",
     "mini_accuracy", "paper_index", "paper_accuracy", "paper_params_millions", "paper_ratio",
 )
-GENERATION_COLUMNS = ("round", "generation", "best_accuracy", "best_born")
 METRICS_KEYS = ("genome_id", "test_accuracy", "params", "flops", "epochs", "recipe")
-WEIGHTS = "model.safetensors"
+WEIGHTS = formats.WEIGHTS
 BEST_MODEL = "best_model.safetensors"
 FIGURES = {
-    "fig4_generations.png": (figures.fig4_data, figures.draw_fig4),
-    "mini_vs_full.png": (figures.mini_vs_full_data, figures.draw_mini_vs_full),
-    "retrain_curves.png": (figures.curves_data, figures.draw_curves),
+    "fig4_generations.png": figures.draw_fig4,
+    "search_curve.png": figures.draw_search_curve,
+    "mini_vs_full.png": figures.draw_mini_vs_full,
+    "retrain_curves.png": figures.draw_curves,
 }
+MINI_VS_FULL_COLUMNS = ("index", "mini_accuracy", "test_accuracy")
 
 
 def ratio(test_accuracy: float, params: int) -> float:
@@ -58,32 +59,21 @@ def ratio(test_accuracy: float, params: int) -> float:
 # ---------------------------------------------------------------- reading
 
 
-def read_csv(path: Path, columns: tuple[str, ...], what: str) -> list[dict]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    rows = list(csv.DictReader(io.StringIO(text)))
-    header = text.splitlines()[0].split(",") if text else []
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise UserError(f"{path} is malformed: column(s) {', '.join(missing)} missing")
-    return rows
-
-
 def read_generations(search_dir: str | Path) -> list[dict]:
     path = Path(search_dir) / "generations.csv"
-    rows = read_csv(path, GENERATION_COLUMNS, "search history (run `minigen search` first)")
+    rows = formats.read_csv(path, formats.GENERATION_COLUMNS, "search history (run `minigen search` first)")
     try:
         return [{"round": int(r["round"]), "generation": int(r["generation"]),
-                 "best_accuracy": float(r["best_accuracy"]), "best_born": int(r["best_born"])} for r in rows]
+                 "best_accuracy": float(r["best_accuracy"]), "best_born": int(r["best_born"]),
+                 "mean_accuracy": float(r["mean_accuracy"])} for r in rows]
     except (TypeError, ValueError):
-        raise UserError(f"{path} is malformed: non-numeric round, generation, best_accuracy or best_born") from None
+        raise UserError(f"{path} is malformed: non-numeric round, generation, best_accuracy, best_born "
+                        "or mean_accuracy") from None
 
 
 def read_retrained(retrain_dir: str | Path, index: int, genome_id: str) -> dict:
     """The metrics and curve of `retrain_dir/genome_{index}`, checked against the genome."""
-    folder = R.output_dir(retrain_dir, index)
+    folder = formats.retrain_dir(retrain_dir, index)
     if not folder.is_dir():
         raise UserError(f"retrained genome folder {folder} is missing (run `minigen retrain {index}`)")
     if not (folder / WEIGHTS).is_file():
@@ -97,9 +87,9 @@ def read_retrained(retrain_dir: str | Path, index: int, genome_id: str) -> dict:
     if metrics["genome_id"] != genome_id:
         raise UserError(f"{folder} holds genome {metrics['genome_id']}, but genome_{index}.json is {genome_id} "
                         f"(run `minigen retrain {index}` again)")
-    rows = read_csv(folder / "curve.csv", R.CURVE_COLUMNS, "retrain curve")
+    rows = formats.read_csv(folder / "curve.csv", formats.CURVE_COLUMNS, "retrain curve")
     try:
-        curve = [{"epoch": int(r["epoch"]), **{k: float(r[k]) for k in R.CURVE_COLUMNS[1:]}} for r in rows]
+        curve = [{"epoch": int(r["epoch"]), **{k: float(r[k]) for k in formats.CURVE_COLUMNS[1:]}} for r in rows]
     except (TypeError, ValueError):
         raise UserError(f"{folder / 'curve.csv'} is malformed: non-numeric values") from None
     return {**metrics, "curve": curve}
@@ -109,7 +99,7 @@ def load_entries(top_k: int, genomes_dir: str | Path, retrain_dir: str | Path) -
     """One entry per genome i < top_k: its collect record joined with its retrain results."""
     entries = []
     for index in range(top_k):
-        record = R.load_record(genomes_dir, index)
+        record = records.load_record(genomes_dir, index)
         retrained = read_retrained(retrain_dir, index, record["genome_id"])
         mini = record["search"].get("accuracy")
         entries.append({
@@ -154,12 +144,7 @@ def table_rows(entries: list[dict]) -> list[dict]:
 
 
 def table_csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row[k] is None else row[k] for k in TABLE_COLUMNS})
-    return buffer.getvalue()
+    return formats.csv_text(rows, TABLE_COLUMNS)
 
 
 def _percent(value: float | None, digits: int = 1) -> str:
@@ -170,24 +155,13 @@ def _millions(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value / 1e6:.{digits}f}M"
 
 
-def table_markdown(rows: list[dict], entries: list[dict]) -> str:
-    recipes = sorted({f"{e['recipe']} recipe, {e['epochs']} epochs" for e in entries})
-    images = sorted({e["test_images"] for e in entries if e.get("test_images")})
-    lines = [
-        f"# Table III, reproduced: {len(rows)} architectures found by MiniGen",
-        "",
-        f"Retrained with the {'; '.join(recipes)}"
-        + (f"; accuracy on {', '.join(f'{n:,}' for n in images)} test images." if images else "."),
-        "Sorted by the Acc-to-Param Ratio: accuracy (a fraction) over parameters in millions, as in",
-        "the paper. Parameters are true counts (the paper's figure counted every layer twice);",
-        "FLOPs are per 32x32 image, forward pass, 2 per multiply-add. Mini acc. is the genome's",
-        "accuracy on the mini test set during the search. Paper columns: the published genome",
-        "with the same encoding, if any.",
-        "",
-        "| Index | Acc. | Parameters | FLOPs | Acc-to-Param Ratio | Mini acc. "
-        "| Paper index | Paper acc. | Paper parameters | Paper ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+TABLE_HEADER = ("Index", "Acc.", "Parameters", "FLOPs", "Acc-to-Param Ratio", "Mini acc.",
+                "Paper index", "Paper acc.", "Paper parameters", "Paper ratio")
+
+
+def table_cells(rows: list[dict]) -> list[list[str]]:
+    """Each row's cells as the table shows them, in TABLE_HEADER's order."""
+    cells = []
     for r in rows:
         if r["paper_index"] is None:
             paper = ["—"] * 4
@@ -196,8 +170,48 @@ def table_markdown(rows: list[dict], entries: list[dict]) -> str:
                      f"{r['paper_ratio']:.2f}"]
         ours = [str(r["index"]), _percent(r["test_accuracy"], 2), f"{_millions(r['params'])} ({r['params']:,})",
                 _millions(r["flops"], 1), f"{r['acc_to_param_ratio']:.2f}", _percent(r["mini_accuracy"])]
-        lines.append("| " + " | ".join(ours + paper) + " |")
+        cells.append(ours + paper)
+    return cells
+
+
+def table_notes(entries: list[dict]) -> list[str]:
+    """The lines under the table's title: how it was made and how to read it."""
+    recipes = sorted({f"{e['recipe']} recipe, {e['epochs']} epochs" for e in entries})
+    images = sorted({e["test_images"] for e in entries if e.get("test_images")})
+    return [
+        f"Retrained with the {'; '.join(recipes)}"
+        + (f"; accuracy on {', '.join(f'{n:,}' for n in images)} test images." if images else "."),
+        "Sorted by the Acc-to-Param Ratio: accuracy (a fraction) over parameters in millions, as in",
+        "the paper. Parameters are true counts (the paper's figure counted every layer twice);",
+        "FLOPs are per 32x32 image, forward pass, 2 per multiply-add. Mini acc. is the genome's",
+        "accuracy on the mini test set during the search. Paper columns: the published genome",
+        "with the same encoding, if any.",
+    ]
+
+
+def table_title(rows: list[dict]) -> str:
+    return f"Table III, reproduced: {len(rows)} architectures found by MiniGen"
+
+
+def table_markdown(rows: list[dict], entries: list[dict]) -> str:
+    lines = [f"# {table_title(rows)}", "", *table_notes(entries), "",
+             "| " + " | ".join(TABLE_HEADER) + " |", "|---:" * len(TABLE_HEADER) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_cells(rows)]
     return "\n".join(lines) + "\n"
+
+
+def table_html(rows: list[dict], entries: list[dict]) -> str:
+    """The table as a standalone HTML page: Snakemake's report shows HTML, not Markdown."""
+    def row(tag: str, cells) -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in cells) + "</tr>"
+
+    title = html.escape(table_title(rows))
+    body = "\n".join(row("td", cells) for cells in table_cells(rows))
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
+            "<style>body{font-family:sans-serif} td,th{padding:2px 8px;text-align:right}"
+            " tr:nth-child(even){background:#f2f2f2}</style></head><body>\n"
+            f"<h1>{title}</h1>\n<p>{html.escape(' '.join(table_notes(entries)))}</p>\n"
+            f"<table>\n{row('th', TABLE_HEADER)}\n{body}\n</table>\n</body></html>\n")
 
 
 def kendall(mini: list[float], full: list[float]) -> dict:
@@ -233,8 +247,7 @@ def summary_metrics(entries: list[dict]) -> dict:
     }
 
 
-def stderr_log(message: str) -> None:
-    print(f"minigen report: {message}", file=sys.stderr, flush=True)
+stderr_log = messages.logger("report").info
 
 
 def report(
@@ -252,18 +265,23 @@ def report(
     metrics = summary_metrics(entries)
     if metrics["kendall_note"]:
         log(f"Kendall's tau is null: {metrics['kendall_note']}")
-    sources = {"fig4_generations.png": generations}
-    final = Path(out_dir)
-    staging = atomic.staging_dir(final)
-    try:
+    pairs = figures.mini_vs_full_data(entries)
+    data = {
+        "fig4_generations.png": figures.fig4_data(generations),
+        "search_curve.png": figures.fig4_data(generations),
+        "mini_vs_full.png": {**pairs, "kendall_tau": metrics["kendall_tau"]},
+        "retrain_curves.png": figures.curves_data(entries),
+    }
+    pair_rows = [dict(zip(pairs, values)) for values in zip(*pairs.values())]
+    with atomic.staged_dir(out_dir) as staging:
         atomic.write_text(staging / "table.md", table_markdown(rows, entries))
+        atomic.write_text(staging / "table.html", table_html(rows, entries))
         atomic.write_text(staging / "table.csv", table_csv(rows))
+        atomic.write_text(staging / "mini_vs_full.csv", formats.csv_text(pair_rows, MINI_VS_FULL_COLUMNS))
         atomic.write_json(staging / "metrics.json", metrics)
-        best_weights = R.output_dir(retrain_dir, metrics["best_index"]) / WEIGHTS
+        best_weights = formats.retrain_dir(retrain_dir, metrics["best_index"]) / WEIGHTS
         atomic.write_bytes(staging / BEST_MODEL, best_weights.read_bytes())
-        for name, (data_of, draw) in FIGURES.items():
-            atomic.write_bytes(staging / name, draw(data_of(sources.get(name, entries))))
-        atomic.replace_dir(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when the swap succeeded
+        for name, draw in FIGURES.items():
+            atomic.write_bytes(staging / name, draw(data[name]))
     return metrics
+

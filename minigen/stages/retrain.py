@@ -19,13 +19,9 @@ deleted once the outputs are written.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
-import os
-import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -33,80 +29,39 @@ from typing import Callable
 import numpy as np
 import torch
 
-from minigen.store import atomic
+from minigen import log as messages
+from minigen import settings as P
+from minigen.store import atomic, integrity
 from minigen.data import cifar_format
+from minigen.data import raw as raw_data
 from minigen.model import network
-from minigen.store import paths
+from minigen import pipeline
+from minigen.store import code_version, formats, paths
+from minigen.space import records
 from minigen.training import device as D
-from minigen.space import genome as G
 from minigen.training import loop as T
 from minigen.errors import UserError
 
-RECIPES = ("paper", "modern")
-OUTPUT_FILES = ("metrics.json", "curve.csv", "model.safetensors")
-CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_accuracy")
-CHECKPOINT_VERSION = 2  # bump when what training computes changes (it is in the identity)
-# Tests only: end the process like `kill -9` right after this epoch's checkpoint (1-based).
-ABORT_AFTER_EPOCH_ENV = "MINIGEN_TEST_ABORT_AFTER_EPOCH"
+RECIPES = P.RECIPES
+CHECKPOINT_KIND = "retrain-checkpoint"  # the header of its checksum (store.integrity)
 
 
-def genome_file(genomes_dir: str | Path, index: int) -> Path:
-    return Path(genomes_dir) / f"genome_{index}.json"
-
-
-def output_dir(retrain_dir: str | Path, index: int) -> Path:
-    return Path(retrain_dir) / f"genome_{index}"
-
-
-def load_record(genomes_dir: str | Path, index: int) -> dict:
-    """A `collect` record {"index", "genome", "genome_id", "source", "search"}, validated."""
-    path = genome_file(genomes_dir, index)
-    if not path.is_file():
-        raise UserError(f"genome file not found: {path} (run `minigen collect` first)")
-    record = atomic.read_json(path, "genome file")
-    if not isinstance(record, dict) or "genome" not in record:
-        raise UserError(f"{path} is malformed: expected an object with a 'genome' key (as `minigen collect` writes)")
-    try:
-        genome = G.parse(record["genome"])
-    except G.GenomeError as exc:
-        raise UserError(f"{path} is malformed: {exc}") from None
-    genome_id = G.genome_id(genome)
-    if record.get("genome_id", genome_id) != genome_id:
-        raise UserError(f"{path} is malformed: its genome_id {record['genome_id']!r} does not match its genome ({genome_id})")
-    search = record.get("search") or {}
-    if not isinstance(search, dict):
-        raise UserError(f"{path} is malformed: 'search' must be an object")
-    return {**record, "genome": genome, "genome_id": genome_id, "search": search}
-
-
-def _check(settings: dict, key: str, ok: Callable[[float], bool], wanted: str, integer: bool = False) -> None:
-    value = settings[key]
-    number = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
-    if not number or not ok(value):
-        raise UserError(f"retrain.{key} must be {wanted}, got {value!r}")
-
-
-def make_recipe(params: dict, device: torch.device) -> T.Recipe:
-    """The `retrain.recipe` settings as a `train.Recipe` for `device`."""
-    settings = params["retrain"]
-    common = {"epochs": settings["epochs"], "batch_size": settings["batch_size"], "seed": params["seed"]}
-    if settings["recipe"] == "paper":
-        return T.Recipe(**common, lr=float(settings["lr"]), optimizer="adam")
-    if settings["recipe"] != "modern":
-        raise UserError(f"retrain.recipe must be one of {', '.join(RECIPES)}, got {settings['recipe']!r}")
-    _check(settings, "modern_lr", lambda v: v > 0, "a positive number")
-    _check(settings, "momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
-    _check(settings, "weight_decay", lambda v: v >= 0, "a number >= 0")
-    _check(settings, "label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
-    _check(settings, "warmup_epochs", lambda v: v >= 0, "an integer >= 0", integer=True)
+def make_recipe(params: P.Params | dict, device: torch.device) -> T.Recipe:
+    """The `retrain.recipe` settings (validated by `settings`) as a `train.Recipe` for `device`."""
+    params = P.of(params)
+    settings = params.retrain
+    common = {"epochs": settings.epochs, "batch_size": settings.batch_size, "seed": params.seed}
+    # Numbers as floats whatever was written: the checkpoint key hashes the recipe.
+    if settings.recipe == "paper":
+        return T.Recipe(**common, lr=float(settings.lr), optimizer="adam")
     return T.Recipe(
         **common,
-        lr=float(settings["modern_lr"]),
+        lr=float(settings.modern_lr),
         optimizer="sgd",
-        momentum=float(settings["momentum"]),
-        weight_decay=float(settings["weight_decay"]),
-        label_smoothing=float(settings["label_smoothing"]),
-        warmup_epochs=int(settings["warmup_epochs"]),
+        momentum=float(settings.momentum),
+        weight_decay=float(settings.weight_decay),
+        label_smoothing=float(settings.label_smoothing),
+        warmup_epochs=settings.warmup_epochs,
         schedule="cosine",
         augment=True,
         precision="bf16" if device.type == "cuda" else "fp32",
@@ -135,7 +90,7 @@ def load_full(raw_dir: str | Path) -> tuple[T.Split, T.Split, str]:
 def checkpoint_identity(genome_id: str, recipe: T.Recipe, data_sha256: str, device_kind: str) -> dict:
     """Everything the trained weights depend on, and nothing else."""
     return {
-        "version": CHECKPOINT_VERSION,
+        "code": code_version.fingerprint(pipeline.STAGE_CODE["retrain"]),
         "genome_id": genome_id,
         "recipe": recipe.as_dict(),
         "data_sha256": data_sha256,
@@ -146,20 +101,25 @@ def checkpoint_identity(genome_id: str, recipe: T.Recipe, data_sha256: str, devi
 
 
 def checkpoint_path(identity: dict) -> Path:
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+    key = formats.json_sha256(identity)[:24]
     return paths.checkpoints_dir() / f"retrain-{key}.pt"
 
 
+def save_checkpoint(path: Path, identity: dict, state: dict, seconds: float) -> None:
+    buffer = io.BytesIO()
+    torch.save({"identity": identity, "fit": state, "seconds": seconds}, buffer)
+    atomic.write_bytes(path, integrity.seal_bytes(buffer.getvalue(), CHECKPOINT_KIND))
+
+
 def load_checkpoint(path: Path, identity: dict, device: torch.device, log: Callable[[str], None]) -> dict | None:
-    """The checkpoint at `path` if it is intact and for `identity`; else None (start over)."""
+    """The checkpoint at `path` if it is intact (checksum, schema) and for `identity`; else
+    None, said in one line: training starts over."""
     if not path.is_file():
         return None
     try:
-        saved = torch.load(io.BytesIO(path.read_bytes()), map_location=device, weights_only=True)
-        if saved["identity"] != identity:
-            raise ValueError("it belongs to another run")
-        if not {"epoch", "model", "optimizer", "schedule", "curve"} <= set(saved["fit"]):
-            raise ValueError("it is incomplete")
+        payload = integrity.open_bytes(path.read_bytes(), CHECKPOINT_KIND)
+        saved = torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
+        _check_checkpoint(saved, identity)
     except Exception as exc:  # unreadable or foreign: a fresh start is always correct
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         log(f"ignoring checkpoint {path} ({type(exc).__name__}: {reason}); starting from epoch 1")
@@ -167,13 +127,22 @@ def load_checkpoint(path: Path, identity: dict, device: torch.device, log: Calla
     return saved
 
 
-def curve_csv(curve: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in curve:
-        writer.writerow({k: repr(row[k]) if isinstance(row[k], float) else row[k] for k in CURVE_COLUMNS})
-    return buffer.getvalue()
+def _check_checkpoint(saved, identity: dict) -> None:
+    """Raise ValueError unless `saved` has the shape `on_epoch` writes, for `identity`."""
+    if not isinstance(saved, dict) or not {"identity", "fit", "seconds"} <= set(saved):
+        raise ValueError("it lacks identity, fit or seconds")
+    if saved["identity"] != identity:
+        raise ValueError("it belongs to another run")
+    fit = saved["fit"]
+    if not isinstance(fit, dict) or not {"epoch", "model", "optimizer", "schedule", "curve"} <= set(fit):
+        raise ValueError("it is incomplete")
+    epoch, curve = fit["epoch"], fit["curve"]
+    if not isinstance(epoch, int) or not 0 <= epoch < identity["recipe"]["epochs"]:
+        raise ValueError(f"its epoch {epoch!r} is outside the recipe's epochs")
+    if not isinstance(curve, list):
+        raise ValueError("its curve is not a list")
+    if not isinstance(saved["seconds"], (int, float)) or not saved["seconds"] >= 0:
+        raise ValueError("its seconds is not a number >= 0")
 
 
 def weights_bytes(model: torch.nn.Module, metadata: dict[str, str]) -> bytes:
@@ -183,8 +152,53 @@ def weights_bytes(model: torch.nn.Module, metadata: dict[str, str]) -> bytes:
     return save(tensors, metadata=metadata)
 
 
-def stderr_log(message: str) -> None:
-    print(f"minigen retrain: {message}", file=sys.stderr, flush=True)
+stderr_log = messages.logger("retrain").info
+
+
+class EpochLog:
+    """`on_epoch` for `train.fit`: checkpoint each epoch, then say it in one line with the
+    epoch of epochs and when the retrain should end (from this run's pace)."""
+
+    def __init__(self, index: int, epochs: int, path: Path, identity: dict, saved: dict | None,
+                 log: Callable[[str], None]):
+        self.index, self.epochs, self.path, self.identity, self.log = index, epochs, path, identity, log
+        self.prior_seconds = saved["seconds"] if saved else 0.0
+        self.first_epoch = saved["fit"]["epoch"] + 1 if saved else 0  # epochs done before this run
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training time so far, a resumed run's earlier part included."""
+        return self.prior_seconds + time.perf_counter() - self.started
+
+    def __call__(self, epoch: int, row: dict, state: dict) -> None:
+        seconds = self.seconds()
+        save_checkpoint(self.path, self.identity, state, seconds)
+        pace = (time.perf_counter() - self.started) / (row["epoch"] - self.first_epoch)
+        self.log(f"genome {self.index} epoch {row['epoch']}/{self.epochs}: loss {row['train_loss']:.4f}, "
+                 f"train {row['train_accuracy']:.2%}, test {row['test_accuracy']:.2%}; "
+                 f"{messages.duration(seconds)} so far, ETA {messages.duration(pace * (self.epochs - row['epoch']))}")
+
+
+def check_index(params: dict, index: int) -> None:
+    top_k = params["collect"]["top_k"]
+    if not 0 <= index < top_k:
+        raise UserError(f"genome index {index} is outside collect.top_k ({top_k}): "
+                        f"the collected genomes are 0 to {top_k - 1}")
+
+
+def write_outputs(folder: Path, genome, metrics: dict, cost: dict, curve: list[dict], model: torch.nn.Module) -> None:
+    """The genome's output folder, all files or none. metrics.json, curve.csv, dvclive/ and
+    the weights are the same bytes on every rerun; cost.json says what this run took."""
+    # One metadata key: safetensors writes several in hash order, which changes the bytes.
+    metadata = {"minigen": json.dumps({"genome": genome, "genome_id": metrics["genome_id"],
+                                       "recipe": metrics["recipe_settings"]}, sort_keys=True, separators=(",", ":"))}
+    with atomic.staged_dir(folder) as staging:
+        atomic.write_json(staging / "metrics.json", metrics)
+        atomic.write_json(staging / "cost.json", cost)
+        atomic.write_text(staging / "curve.csv", formats.csv_text(curve, formats.CURVE_COLUMNS))
+        for name, text in formats.dvclive_files(curve).items():
+            atomic.write_text(staging / formats.DVCLIVE_DIR / name, text)
+        atomic.write_bytes(staging / "model.safetensors", weights_bytes(model, metadata))
 
 
 def retrain(
@@ -195,37 +209,30 @@ def retrain(
     out_dir: str | Path = "results/retrain",
     log: Callable[[str], None] = stderr_log,
 ) -> dict:
-    """Train genome `index` on the full data; write its folder; return its metrics."""
-    record = load_record(genomes_dir, index)
+    """Train genome `index` on the full data; write its folder; return its metrics and cost."""
+    check_index(params, index)
+    record = records.load_record(genomes_dir, index)
     genome, genome_id = record["genome"], record["genome_id"]
-    device = D.resolve(params["retrain"]["device"])
+    raw_data.read_source(raw_dir)  # what it trains on is what download recorded, as sample checks
+    atomic.check_output_dir(formats.retrain_dir(out_dir, index))
+    atomic.check_writable(paths.checkpoints_dir(), "the checkpoint folder")
+    placement = D.place(params["retrain"]["device"])
+    device = placement.device
+    log(f"genome {index} {placement.describe()}")
     recipe = make_recipe(params, device)
     train_cpu, test_cpu, data_sha256 = load_full(raw_dir)
     kind = D.kind(device)
     identity = checkpoint_identity(genome_id, recipe, data_sha256, kind)
     ckpt_path = checkpoint_path(identity)
     saved = load_checkpoint(ckpt_path, identity, device, log)
-    prior_seconds = saved["seconds"] if saved else 0.0
     if saved:
         log(f"resuming genome {index} after epoch {saved['fit']['epoch'] + 1} from {ckpt_path}")
     log(f"genome {index} ({genome_id}): {params['retrain']['recipe']} recipe, {recipe.epochs} epochs, "
         f"{len(train_cpu)} train / {len(test_cpu)} test images on {kind}")
 
     train, test = train_cpu.to(device), test_cpu.to(device)
-    started = time.perf_counter()
-    abort_after = int(os.environ.get(ABORT_AFTER_EPOCH_ENV, "0") or 0)
-
-    def on_epoch(epoch: int, row: dict, state: dict) -> None:
-        seconds = prior_seconds + time.perf_counter() - started
-        buffer = io.BytesIO()
-        torch.save({"identity": identity, "fit": state, "seconds": seconds}, buffer)
-        atomic.write_bytes(ckpt_path, buffer.getvalue())
-        log(f"genome {index} epoch {row['epoch']}/{recipe.epochs}: loss {row['train_loss']:.4f}, "
-            f"train {row['train_accuracy']:.2%}, test {row['test_accuracy']:.2%}, {seconds:.0f} s")
-        if row["epoch"] == abort_after:
-            os._exit(137)
-
     model = T.build_seeded(genome, recipe.seed, device)
+    on_epoch = EpochLog(index, recipe.epochs, ckpt_path, identity, saved, log)
     try:
         # Pinned on the CPU, so `dvc repro` (all cores) and Snakemake (1 thread) agree.
         with D.intra_op_threads(D.training_threads(device)):
@@ -234,8 +241,6 @@ def retrain(
         raise UserError(f"genome {index} could not be trained: {exc}") from None
     except torch.OutOfMemoryError as exc:
         raise UserError(f"genome {index} ran out of memory on {kind}: {str(exc).splitlines()[0]}") from None
-    seconds = prior_seconds + time.perf_counter() - started
-
     metrics = {
         "index": index,
         "genome_id": genome_id,
@@ -244,24 +249,15 @@ def retrain(
         "epochs": recipe.epochs,
         "recipe": params["retrain"]["recipe"],
         "recipe_settings": recipe.as_dict(),
-        "seconds": round(seconds, 3),
         "device_kind": kind,
         "cpu_threads": identity["cpu_threads"],
         "train_images": len(train),
         "test_images": len(test),
         "data_sha256": data_sha256,
     }
-    # One metadata key: safetensors writes several in hash order, which changes the bytes.
-    metadata = {"minigen": json.dumps({"genome": genome, "genome_id": genome_id, "recipe": recipe.as_dict()},
-                                      sort_keys=True, separators=(",", ":"))}
-    final = output_dir(out_dir, index)
-    staging = atomic.staging_dir(final)
-    try:
-        atomic.write_json(staging / "metrics.json", metrics)
-        atomic.write_text(staging / "curve.csv", curve_csv(result.curve))
-        atomic.write_bytes(staging / "model.safetensors", weights_bytes(model, metadata))
-        atomic.replace_dir(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when the swap succeeded
+    cost = {"seconds": round(on_epoch.seconds(), 3), "placement": placement.record()}
+    write_outputs(formats.retrain_dir(out_dir, index), genome, metrics, cost, result.curve, model)
+
     ckpt_path.unlink(missing_ok=True)
-    return metrics
+    return {**metrics, **cost}
+

@@ -23,7 +23,7 @@ import numpy as np
 from minigen.store import atomic
 from minigen.data import cifar_format
 from minigen.data import mini
-from minigen.stages import download as D
+from minigen.data import raw as raw_data
 from minigen.errors import UserError
 
 SPLITS = ("train", "test")
@@ -49,12 +49,12 @@ def check_counts(labels: np.ndarray, classes: list[str], per_class: int, split: 
 def sample(params: dict, raw_dir: str | Path, out: str | Path) -> dict:
     """Draw the mini set from `raw_dir` into `out` (atomically); return its manifest."""
     data = params["data"]
-    source = D.read_source(raw_dir)
+    source = raw_data.read_source(raw_dir)
     if source["dataset"] != data["dataset"]:
         raise UserError(f"{raw_dir} holds {source['dataset']} but data.dataset is {data['dataset']} "
                         "(run `minigen download`)")
     raw = cifar_format.read(raw_dir)
-    D.check_labels(raw)
+    raw_data.check_labels(raw)
     classes = raw["classes"]
     per_class = {"train": data["train_per_class"], "test": data["test_per_class"]}
     available = {split: check_counts(raw[split][1], classes, per_class[split], split) for split in SPLITS}

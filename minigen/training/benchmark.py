@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from minigen import settings as P
 from minigen.training import device as D
 from minigen.model import network
 from minigen.training import loop as T
@@ -82,8 +83,8 @@ def sync(device: torch.device) -> None:
 
 
 def evaluate(genome, *, train_images: int, epochs: int, device: torch.device, precision: str = "fp32",
-             batch_size: int = 64, test_images: int = DEFAULT_TEST_IMAGES, seed: int = 2809,
-             warmup: bool = True) -> dict:
+             batch_size: int = P.PAPER.search.batch_size, test_images: int = DEFAULT_TEST_IMAGES,
+             seed: int = P.PAPER.seed, warmup: bool = True) -> dict:
     """Time one evaluation of `genome` (train on `train_images` for `epochs`, then score)."""
     train, test = random_splits(train_images, test_images, seed)
     train, test = train.to(device), test.to(device)

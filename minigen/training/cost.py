@@ -2,18 +2,19 @@
 
 The model: a training run is a number of image passes (one image through forward and
 backward; a test image, forward only, counts a third), and the time of one pass is
-affine in the network's forward FLOPs (`torch.utils.flop_counter`, via
-`network.complexity`). Both come from measurements in BENCHMARKS.md: the time per pass
-of the published genome 1 for each workload and precision, and how much longer a pass
-takes per extra MFLOP, from genome 3 against genome 1 at the same settings. FLOPs alone
+affine in the network's forward FLOPs (`space.complexity`: counted from the genome as
+`torch.utils.flop_counter` counts the built network, so pricing a job imports no torch).
+Both come from measurements in BENCHMARKS.md: the time per pass of the published
+genome 1 for each workload and precision, and how much longer a pass takes per extra
+MFLOP, from genome 3 against genome 1 at the same settings. FLOPs alone
 would not do: genome 3 has 6x genome 1's FLOPs and takes 1.4x as long, because this
 space's small and depthwise convolutions run far below the card's peak.
 
 Which networks: a search's are unknown before it runs, so they are priced at the mean
 of its generation 0 (the random genomes it starts from; children stay alike), and so
 is a retrain until `collect` has written its genome. The search is priced for one round of
-`search.generations` (it usually stops there, at `search.winners`) and, as its worst
-case, for all `search.max_rounds`.
+`search.generations` (a search that finds its `search.winners` in its first round ends
+within it) and, as its worst case, for all `search.max_rounds`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from minigen.space import complexity
 
 # ---------------------------------------------------------------- measurements
 # All from BENCHMARKS.md. GPU: one NVIDIA H200, torch 2.11.0+cu130, 2026-11-28.
@@ -45,6 +48,7 @@ BENCH_CPU_EVAL = (200, 2, 100)
 JOB_START_SECONDS = 60  # a GPU job's process start, imports, data to the card, CUDA set-up
 SAFETY = 1.5  # a job's time limit on a cluster: its worst-case estimate times this
 MIN_LIMIT_MINUTES = 10
+CPU_STAGE_MINUTES = {"download": 30, "sample": 15, "collect": 10, "report": 15}  # generous: minutes in practice
 FULL_SPLITS = {"cifar10": (50_000, 10_000), "digits": (1_442, 355)}  # train, test images
 CLASSES = 10
 PUBLISHED = Path(__file__).resolve().parents[1] / "resources" / "published_genomes.json"
@@ -56,9 +60,7 @@ def _passes(train_images: int, epochs: int, test_images: int) -> float:
 
 @functools.lru_cache(maxsize=None)
 def _mflop(genome_json: str) -> float:
-    from minigen.model import network
-
-    return network.complexity(json.loads(genome_json))["flops"] / 1e6
+    return complexity.complexity(json.loads(genome_json))["flops"] / 1e6
 
 
 def mflop(genome) -> float:
@@ -115,7 +117,9 @@ def _space_mflop(space_json: str, seed: int, population: int) -> float:
     from minigen.space import evolution as E
     from minigen.space import genome as G
 
-    space = G.Space.from_params(json.loads(space_json))
+    from minigen import settings as P
+
+    space = G.Space.from_settings(P.Space.model_validate(json.loads(space_json)))
     rng = E.generation_rng(seed, 0, 0)  # the draws of round 0, generation 0
     return sum(mflop(G.random_genome(rng, space)) for _ in range(population)) / population
 

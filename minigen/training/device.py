@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 # cuBLAS reads this when CUDA starts; without it deterministic matmuls raise errors.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
@@ -11,6 +12,8 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":16:8")
 import torch  # noqa: E402  (after the environment is set)
 
 from minigen.errors import UserError  # noqa: E402
+from minigen.store import paths  # noqa: E402
+from minigen.training import gpu_claim  # noqa: E402
 
 # CPU results depend on the intra-op thread count (a conv's reductions are split per
 # thread), so every CPU training (evaluation or retrain) runs on this many threads.
@@ -32,6 +35,74 @@ def resolve(spec: str = "auto") -> torch.device:
             raise UserError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
         return device
     raise UserError(f"unknown device {spec!r} (use auto, cpu, cuda or cuda:N)")
+
+
+# The cards this process claimed: their lock files stay open until the process ends.
+_CLAIMS: list[gpu_claim.Claim] = []
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a stage trains: `devices[0]`, plus the other cards a search's workers use."""
+
+    devices: tuple[torch.device, ...]
+    chosen_by: str  # "cpu", "params" (cuda:N), "only card", "claim" or "scheduler"
+
+    @property
+    def device(self) -> torch.device:
+        return self.devices[0]
+
+    def record(self) -> dict:
+        """For metrics.json: the cards (index as this process sees it, name) and who chose."""
+        cards = [{"index": d.index, "name": torch.cuda.get_device_name(d)} for d in self.devices if d.type == "cuda"]
+        return {
+            "device": str(self.device),
+            "cards": cards,
+            "chosen_by": self.chosen_by,
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
+
+    def describe(self) -> str:
+        """One line for the log."""
+        record = self.record()
+        where = ", ".join(f"cuda:{c['index']} ({c['name']})" for c in record["cards"]) or record["device"]
+        line = f"on {where}, chosen by {self.chosen_by}"
+        if record["slurm_job_id"] is not None:
+            line += f"; SLURM job {record['slurm_job_id']}, CUDA_VISIBLE_DEVICES={record['cuda_visible_devices']}"
+        return line
+
+
+def scheduler_chose() -> bool:
+    """A SLURM job that was given GPUs: SLURM set CUDA_VISIBLE_DEVICES to its cards."""
+    return "SLURM_JOB_ID" in os.environ and "CUDA_VISIBLE_DEVICES" in os.environ
+
+
+def place(spec: str = "auto", cards: int = 1) -> Placement:
+    """Resolve `spec`; on a GPU with several cards visible, hold up to `cards` of them.
+
+    `cuda:N` is the user's choice and a scheduler's CUDA_VISIBLE_DEVICES is SLURM's, so
+    neither claims. Otherwise `auto` and `cuda` claim free cards of card 0's kind (results
+    are bit-identical per kind) through lock files in the cache dir, waiting while all
+    are held by other jobs (`gpu_claim`), and keep them for the process's lifetime.
+    """
+    device = resolve(spec)
+    if device.type != "cuda":
+        return Placement((device,), "cpu")
+    if device.index is not None:
+        return Placement((device,), "params")
+    same = [i for i in range(torch.cuda.device_count())
+            if kind(torch.device("cuda", i)) == kind(torch.device("cuda", 0))]
+    if scheduler_chose() or len(same) == 1:
+        chosen = tuple(torch.device("cuda", i) for i in same[:cards])
+        placement = Placement(chosen, "scheduler" if scheduler_chose() else "only card")
+    else:
+        by_uuid = {str(torch.cuda.get_device_properties(i).uuid): i for i in same}
+        claim = gpu_claim.claim(list(by_uuid), paths.cache_root() / "gpus", count=cards)
+        _CLAIMS.append(claim)
+        placement = Placement(tuple(torch.device("cuda", by_uuid[u]) for u in claim.cards), "claim")
+    torch.cuda.set_device(placement.device)  # so nothing makes a context on another card
+    return placement
 
 
 def kind(device: torch.device) -> str:

@@ -27,18 +27,20 @@ from typing import Callable, Iterator
 
 import torch
 
+from minigen import settings as P
 from minigen.training import device as D
 from minigen.space import genome as G
-from minigen.store import paths
+from minigen import pipeline
+from minigen.store import code_version, paths
 from minigen.training import loop as T
+from minigen.training import lifeline
 from minigen.store.cache import EvaluationCache, content_key
 
-EVAL_VERSION = 3  # bump when what an evaluation computes changes; part of the cache key
+# The code an evaluation runs, fingerprinted: part of the cache key, so editing it misses the cache.
+EVAL_CODE = code_version.fingerprint(pipeline.EVALUATION_CODE)
 CPU_THREADS = D.CPU_THREADS  # intra-op threads of every CPU evaluation (part of the cache key)
 MAX_ATTEMPTS = 3  # a genome whose worker dies this often is recorded as failed, uncached
 OOM_PREFIX = "out of memory"  # how train.TrainingFailed names an OOM: not deterministic, never cached
-# Test hook: "GENOME_ID:MARKER_PATH" makes a worker die on that genome once (until the marker exists).
-KILL_HOOK_ENV = "MINIGEN_TEST_KILL_WORKER"
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,13 @@ class _Outcome:
     trained: bool = True  # False when no network was trained (its worker kept dying)
 
 
-def search_recipe(params: dict) -> T.Recipe:
+def search_recipe(params: P.Params | dict) -> T.Recipe:
     """The mini-training recipe of the search, from params.yaml's `seed` and `search`."""
-    search = params["search"]
-    return T.Recipe(
-        epochs=int(search["epochs"]),
-        batch_size=int(search["batch_size"]),
-        lr=float(search["lr"]),
-        seed=int(params["seed"]),
-        precision=str(search["precision"]),
-    )
+    params = P.of(params)
+    search = params.search
+    # lr as a float whatever was written: the cache key hashes the recipe.
+    return T.Recipe(epochs=search.epochs, batch_size=search.batch_size, lr=float(search.lr),
+                    seed=params.seed, precision=search.precision)
 
 
 def key_inputs(genome, mini_sha256: str, recipe: T.Recipe, device_kind: str) -> dict:
@@ -79,7 +78,7 @@ def key_inputs(genome, mini_sha256: str, recipe: T.Recipe, device_kind: str) -> 
         "mini_sha256": mini_sha256,
         "recipe": recipe.as_dict(),
         "device_kind": device_kind,
-        "eval_version": EVAL_VERSION,
+        "code": EVAL_CODE,
     }
     if device_kind == "cpu":
         inputs["cpu_threads"] = CPU_THREADS
@@ -111,6 +110,7 @@ def _cores() -> int:
 
 def _worker_main(conn, arrays, recipe: dict, device: str, threads: int) -> None:
     """A worker: the mini set on its device, then (key, genome, id) in, (key, outcome) out."""
+    lifeline.die_with_parent(multiprocessing.parent_process().pid)  # a killed search leaves no workers
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -126,8 +126,7 @@ def _worker_main(conn, arrays, recipe: dict, device: str, threads: int) -> None:
             return
         if task is None:
             return
-        key, genome, genome_id = task
-        _maybe_die(genome_id)
+        key, genome = task
         try:
             conn.send((key, _train(genome, train, test, recipe)))
         except Exception:  # a bug, not a training failure: the parent re-raises it
@@ -140,16 +139,6 @@ _READY = "ready"  # a worker's first message: a death before it is a broken set-
 @dataclass(frozen=True)
 class _WorkerCrash:
     traceback: str
-
-
-def _maybe_die(genome_id: str) -> None:
-    hook = os.environ.get(KILL_HOOK_ENV)
-    if not hook:
-        return
-    target, marker = hook.split(":", 1)
-    if target == genome_id and not os.path.exists(marker):
-        Path(marker).touch()
-        os._exit(1)
 
 
 @dataclass
@@ -208,7 +197,7 @@ class _WorkerPool:
                 key = queue.pop(0)
                 slot.task = key
                 try:
-                    slot.conn.send((key, genomes[key], G.genome_id(genomes[key])))
+                    slot.conn.send((key, genomes[key]))
                 except OSError:  # died while idle: noticed below through its sentinel
                     pass
             busy = self._busy()
@@ -286,6 +275,7 @@ class Evaluator:
         *,
         workers: int = 1,
         cache_dir: Path | None = None,
+        cards: list[torch.device] | None = None,
     ):
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -293,6 +283,7 @@ class Evaluator:
         self.recipe = recipe
         self.device = torch.device(device)
         self.workers = workers
+        self.cards = cards  # the GPUs the workers share (D.place's), None: see _worker_devices
         self.device_kind = D.kind(self.device)
         self.cache = EvaluationCache(paths.evaluations_dir() if cache_dir is None else cache_dir)
         self.trained = 0
@@ -381,6 +372,8 @@ class Evaluator:
         return self._pool.run(todo)
 
     def _worker_devices(self) -> list[str]:
+        if self.cards:
+            return [str(card) for card in self.cards]
         if self.device.type != "cuda":
             return [str(self.device)]
         if self.device.index is not None:

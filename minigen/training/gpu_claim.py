@@ -57,15 +57,19 @@ def lock_path(lock_dir: str | os.PathLike, card: str) -> Path:
 def _try_lock(path: Path) -> int | None:
     """The descriptor of `path`, exclusively flocked by us, or None when it is held."""
     # O_RDWR without O_TRUNC: opening must not wipe the holder's note in the file.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        writable = True
+    except PermissionError:  # another user's lock file (a shared cache dir): flock needs no write
+        fd, writable = os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
-    # Who holds it, for the message of a process that has to wait.
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    if writable:  # who holds it, for the message of a process that has to wait
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
     return fd
 
 

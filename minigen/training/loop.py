@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from minigen import settings as P
 from minigen.training import device as D
 from minigen.model import network
 
@@ -34,9 +35,9 @@ class TrainingFailed(RuntimeError):
 @dataclass(frozen=True)
 class Recipe:
     epochs: int
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 2809
+    batch_size: int = P.PAPER.search.batch_size
+    lr: float = P.PAPER.search.lr
+    seed: int = P.PAPER.seed
     optimizer: str = "adam"  # adam | sgd (Nesterov)
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -143,6 +144,39 @@ def accuracy(model: nn.Module, data: Split, precision: str = "fp32") -> float:
     return correct.item() / len(data)
 
 
+def _train_epoch(model: nn.Module, train: Split, padded: torch.Tensor | None, recipe: Recipe, epoch: int,
+                 trainer: tuple) -> tuple[float, int]:
+    """One epoch in the recipe's shuffle (and augmentation) order: (mean loss, correct)."""
+    optimizer, schedule, criterion = trainer
+    device = train.x.device
+    model.train()
+    gen = epoch_generator(recipe.seed, epoch)
+    order = torch.randperm(len(train), generator=gen).to(device)
+    if recipe.augment:
+        shifts = torch.randint(0, 2 * CROP_PAD + 1, (2, len(train)), generator=gen).to(device)
+        flips = (torch.rand(len(train), generator=gen) < 0.5).to(device)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for begin in range(0, len(train), recipe.batch_size):
+        idx = order[begin : begin + recipe.batch_size]
+        if recipe.augment:
+            pos = torch.arange(begin, begin + len(idx), device=device)
+            xb = augment_batch(padded, idx, shifts[0, pos], shifts[1, pos], flips[pos])
+        else:
+            xb = train.x[idx]
+        yb = train.y[idx]
+        with autocast(device, recipe.precision):
+            logits = model(normalize(xb))
+        loss = criterion(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum.item() / len(train), correct.item()  # one host sync per epoch
+
+
 def fit(
     model: nn.Module,
     train: Split,
@@ -157,7 +191,6 @@ def fit(
     `state` (from an `on_epoch` checkpoint) resumes after its epoch. `on_epoch(epoch,
     row, state)` receives each epoch's curve row and the state to checkpoint.
     """
-    device = train.x.device
     D.make_deterministic(recipe.precision)
     model.to(memory_format=MEMORY_FORMAT)
     optimizer = make_optimizer(model, recipe)
@@ -177,35 +210,10 @@ def fit(
         p = CROP_PAD
         padded = nn.functional.pad(train.x, (p, p, p, p)).permute(0, 2, 3, 1).contiguous()
     for epoch in range(start, recipe.epochs):
-        model.train()
-        gen = epoch_generator(recipe.seed, epoch)
-        order = torch.randperm(len(train), generator=gen).to(device)
-        if recipe.augment:
-            shifts = torch.randint(0, 2 * CROP_PAD + 1, (2, len(train)), generator=gen).to(device)
-            flips = (torch.rand(len(train), generator=gen) < 0.5).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        for begin in range(0, len(train), recipe.batch_size):
-            idx = order[begin : begin + recipe.batch_size]
-            if recipe.augment:
-                pos = torch.arange(begin, begin + len(idx), device=device)
-                xb = augment_batch(padded, idx, shifts[0, pos], shifts[1, pos], flips[pos])
-            else:
-                xb = train.x[idx]
-            yb = train.y[idx]
-            with autocast(device, recipe.precision):
-                logits = model(normalize(xb))
-            loss = criterion(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == yb).sum()
-        train_loss = loss_sum.item() / len(train)  # one host sync per epoch
+        train_loss, correct = _train_epoch(model, train, padded, recipe, epoch, (optimizer, schedule, criterion))
         if not math.isfinite(train_loss):
             raise TrainingFailed(f"loss is {train_loss} after epoch {epoch + 1}")
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": correct.item() / len(train)}
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": correct / len(train)}
         if test is not None and on_epoch is not None:
             row["test_accuracy"] = accuracy(model, test, recipe.precision)
         curve.append(row)

@@ -1,29 +1,45 @@
 # CIFAR-10 (or the embedded digits), then the frozen, stratified mini set.
 
 
-# What data, not where from: data.url and data.archive only say where to fetch the
-# archive whose md5 is data.archive_md5, so moving the archive re-runs nothing.
 rule download:
+    input:
+        code=stage_code("download"),
     output:
         raw=directory("data/raw"),
     params:
-        settings=settings("data.dataset", "data.archive_md5"),
+        settings=stage_settings("download"),
+        file=params_file,
     log:
         "logs/download.log",
+    benchmark:
+        "benchmarks/download.tsv"
     threads: 1
+    resources:
+        runtime=runtime("download"),
+        mem_mb=mem_mb("download"),
+        cpus_per_task=cpus,
     shell:
-        "minigen download --params params.yaml --out {output.raw} 2>&1 | tee {log}"
+        "minigen download --params {params.file} --out {output.raw} 2>&1 | tee {log}"
 
 
 rule sample:
     input:
+        code=stage_code("sample"),
         raw="data/raw",
     output:
         mini=directory("data/mini"),
     params:
-        settings=settings("seed", "data.dataset", "data.train_per_class", "data.test_per_class"),
+        settings=stage_settings("sample"),
+        file=params_file,
     log:
         "logs/sample.log",
+    benchmark:
+        "benchmarks/sample.tsv"
+
     threads: 1
+    resources:
+        runtime=runtime("sample"),
+        mem_mb=mem_mb("sample"),
+        cpus_per_task=cpus,
     shell:
-        "minigen sample --params params.yaml --raw {input.raw} --out {output.mini} 2>&1 | tee {log}"
+        "minigen sample --params {params.file} --raw {input.raw} --out {output.mini} 2>&1 | tee {log}"

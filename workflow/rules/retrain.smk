@@ -3,14 +3,19 @@
 
 rule retrain:
     input:
+        code=stage_code("retrain"),
         genome="results/genomes/genome_{i}.json",
         raw="data/raw",
     output:
         retrain=directory("results/retrain/genome_{i}"),
     params:
-        settings=settings("seed", "retrain"),
+        settings=stage_settings("retrain"),
+        file=params_file,
     log:
         "logs/retrain/genome_{i}.log",
+    benchmark:
+        "benchmarks/retrain/genome_{i}.tsv"
+
     wildcard_constraints:
         i=r"\d+",
     # One thread (Snakemake sets OMP_NUM_THREADS): on the CPU, N retrains then share N
@@ -18,6 +23,9 @@ rule retrain:
     threads: 1
     resources:
         gpu=1,
+        runtime=runtime("retrain"),
+        mem_mb=mem_mb("retrain"),
+        cpus_per_task=cpus,
     shell:
-        "CUBLAS_WORKSPACE_CONFIG=:16:8 minigen retrain {wildcards.i} --params params.yaml"
+        "CUBLAS_WORKSPACE_CONFIG=:16:8 minigen retrain {wildcards.i} --params {params.file}"
         " --genomes results/genomes --raw {input.raw} --out results/retrain 2>&1 | tee {log}"
