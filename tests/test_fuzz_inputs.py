@@ -19,16 +19,11 @@ from hypothesis import strategies as st
 from minigen.data import mini
 from minigen.errors import UserError
 from minigen.space import genome as G
+from test_cli_genome import GOOD  # published genome 1
 from test_search import write_mini
 
 FUZZ = settings(max_examples=1500, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
-GOOD = [
-    [".", 1, ["identity", "3*3 conv", "3*3 conv"]],
-    [256, 1, ["3*3 avgpool", "3*3 maxpool", "3*3 dil conv", "3*3 dil conv"]],
-    [40, 1, ["3*3 avgpool", "3*3 dil conv", "5*5 dconv"]],
-    [128, 1, ["5*5 dconv", "3*3 conv"]],
-    [64, 1, ["1*7-7*1 conv", "3*3 avgpool", "3*3 avgpool"]],
-]
+
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.floats(allow_nan=True), st.text(max_size=12),

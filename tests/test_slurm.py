@@ -34,6 +34,7 @@ LOCAL_RUN = ("snakemake", "--cores", "2", "--resources", "gpu=1")
 # Where it ran and how long it took: all that may differ between two runs' outputs.
 VOLATILE = ("seconds", "placement")
 RECORDS = ("cost.json", "metrics.json")  # JSON files that may hold them
+ACCOUNTS = ("checklist.md",)  # the report's account of the run: its hardware and hours
 
 
 def unavailable() -> str | None:
@@ -100,7 +101,9 @@ def outputs(project: Path) -> dict[str, bytes | dict]:
     found = (p for folder in ("data", "results") for p in (project / folder).rglob("*"))
     for path in sorted(p for p in found if p.is_file() and not p.name.startswith(".")):
         name = str(path.relative_to(project))
-        if path.name in RECORDS:
+        if path.name in ACCOUNTS:
+            files[name] = "an account of the run"  # present in both; its hours and cards differ
+        elif path.name in RECORDS:
             files[name] = {k: v for k, v in json.loads(path.read_text()).items() if k not in VOLATILE}
         else:
             files[name] = path.read_bytes()

@@ -176,8 +176,10 @@ def test_the_rank_test_says_when_seeds_are_too_few_to_tell():
     assert few["p_value"] == pytest.approx(0.1) and "too few to tell" in few["note"]
     enough = study_stats.rank_test([0.5, 0.6, 0.7, 0.8], [0.1, 0.2, 0.3, 0.4])
     assert enough["p_value"] == pytest.approx(2 / 70) and enough["note"] is None
-    assert "differs" in study_stats.verdict("accuracy", enough)
-    assert study_stats.mean_std([1.0]) == (1.0, None) and study_stats.mean_std([1.0, 3.0]) == (2.0, pytest.approx(2 ** 0.5))
+    assert study_stats.verdict("accuracy", enough) == "accuracy p = 0.029, a difference at 0.05"
+    assert study_stats.verdict("accuracy", few) == "accuracy p = 0.10"  # its note says why, once
+    assert study_stats.mean_std([1.0]) == (1.0, None)
+    assert study_stats.mean_std([1.0, 3.0]) == (2.0, pytest.approx(2 ** 0.5))
 
 
 def test_the_last_change_is_the_last_generation_whose_best_differs():

@@ -129,3 +129,19 @@ def test_study_dvc_yaml_lists_exactly_the_studys_code_and_params():
         expected = tuple(p.format(arm=arm.get(name, "${item.arm}")) for p in pipeline.STUDY_PARAMS[name])
         assert tuple(stage["params"]) == expected, name
         assert "--params params.yaml" in stage["cmd"]
+
+
+def test_study_demo_is_offline_cpu_small_and_in_its_own_folder():
+    from test_demo_params import keys
+
+    from minigen import settings as P
+
+    demo = yaml.safe_load((ROOT / "demo-study" / "params.yaml").read_text())
+    assert keys(demo) == keys(paper_params())
+    P.load(ROOT / "demo-study" / "params.yaml")  # valid
+    assert demo["data"]["dataset"] == "digits" and demo["search"]["device"] == demo["retrain"]["device"] == "cpu"
+    assert demo["study"]["retrain_epochs"] < STUDY["retrain_epochs"] and len(demo["study"]["seeds"]) == 3
+    make = run("make", "-n", "study-demo", cwd=ROOT).stdout
+    assert re.search(r"snakemake study --directory demo-study --cores \S+", make)
+    ignored = (ROOT / "demo-study" / ".gitignore").read_text().split()
+    assert {"/data/", "/results/", "/logs/", "/.snakemake/"} <= set(ignored)

@@ -13,7 +13,8 @@ def register(sub) -> None:
         help="run the MiniGen evolution on the frozen mini set",
         description="Evolve genomes on the frozen mini set (params.yaml: seed, space, search): "
         "each genome is trained for search.epochs on the mini train set and scored on the mini "
-        "test set. Writes history.jsonl, winners.json, generations.csv, evaluations.jsonl, "
+        "test set (search.strategy random: random search, same space, recipe and files). Writes "
+        "history.jsonl, winners.json, generations.csv, evaluations.jsonl, "
         "metrics.json (what defines the result) and cost.json (what the run took). Logs one line "
         "per generation: generation of generations, evaluations, networks trained, an ETA for the "
         "round. Checkpoints after every generation (user cache, MINIGEN_CACHE_DIR moves "

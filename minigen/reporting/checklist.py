@@ -7,6 +7,9 @@ item this run does not meet says so plainly instead of being left out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from minigen.store import atomic, formats
 
 
 @dataclass
@@ -48,8 +51,8 @@ def _budgets(facts: RunFacts) -> str:
     s, r = facts.params["search"], facts.params["retrain"]
     return (f"search: population {s['population']}, {s['generations']} generations per round, at most "
             f"{s['max_rounds']} rounds, {s['epochs']} epochs per network on the mini set; it evaluated "
-            f"{facts.search.get('evaluations', '?')} networks. Retrain: {r['recipe']} recipe, {r['epochs']} epochs "
-            "on the full training set")
+            f"{facts.search.get('evaluations', 'an unrecorded number of')} networks. "
+            f"Retrain: {r['recipe']} recipe, {r['epochs']} epochs on the full training set")
 
 
 def _study(facts: RunFacts, what: str) -> tuple[str, str]:
@@ -106,11 +109,36 @@ def render(facts: RunFacts) -> str:
     section = None
     for number, (where, question, done, answer) in enumerate(items(facts), start=1):
         if where != section:
-            lines += [f"## {where}", ""]
+            lines += ([""] if section else []) + [f"## {where}", ""]
             section = where
-        lines.append(f"{number}. **{question}?** {done.capitalize()}. {answer}.")
+        lines.append(f"{number}. **{question}?** {done.capitalize()}. {answer[0].upper()}{answer[1:]}.")
     not_met = [q for _, q, done, _ in items(facts) if done != "yes"]
     lines += ["", "## Not met by this run", ""]
     lines += [f"- {q}" for q in not_met] or ["- nothing"]
     lines += [f"- {note}" for note in facts.notes]
     return "\n".join(lines) + "\n"
+
+
+def gather(params: dict, search_dir: Path, retrain_root: Path, code: dict) -> RunFacts:
+    """The facts of a finished run, from its outputs' metrics.json and cost.json files."""
+    search = {**_read(Path(search_dir) / "metrics.json"), **_read(Path(search_dir) / formats.COST_FILE)}
+    search.update(_where(search.get("placement")))
+    retrains = []
+    for index in params["collect"]["indices"]:
+        folder = formats.retrain_dir(retrain_root, index)
+        record = {**_read(folder / "metrics.json"), **_read(folder / formats.COST_FILE)}
+        retrains.append({"seed": params["seed"], **record, **_where(record.get("placement"))})
+    return RunFacts(params=params, code=code, search=search, retrains=retrains)
+
+
+def _read(path: Path) -> dict:
+    record = atomic.read_json(path, "stage record") if path.is_file() else {}
+    return record if isinstance(record, dict) else {}
+
+
+def _where(placement) -> dict:
+    """device_name: the card's name, or the device (cpu) when no card was used."""
+    if not isinstance(placement, dict):
+        return {}
+    names = [card.get("name") for card in placement.get("cards") or [] if isinstance(card, dict)]
+    return {"device_name": ", ".join(map(str, names)) or placement.get("device")}

@@ -13,6 +13,8 @@ from matplotlib.ticker import MaxNLocator
 from minigen.reporting import study_stats
 
 CURVES = ("best_accuracy", "best_born")
+STYLES = ("-", "--", ":", "-.")  # arms whose curves coincide (no_decay and evolution often do) stay visible
+MARKERS = ("o", "s", "^", "D", "v")
 
 
 def curves_data(runs: dict[str, list[dict]]) -> dict[str, dict]:
@@ -48,20 +50,20 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _band(axis, x: list, mean: list, std: list, colour: str, label: str) -> None:
+def _band(axis, x: list, mean: list, std: list, index: int, label: str) -> None:
     x, mean, std = zip(*[(g, m, s or 0.0) for g, m, s in zip(x, mean, std) if m is not None]) if x else ((), (), ())
-    axis.plot(x, mean, color=colour, marker="o", markersize=3, label=label)
+    axis.plot(x, mean, color=f"C{index}", linestyle=STYLES[index % len(STYLES)],
+              marker=MARKERS[index % len(MARKERS)], markersize=4, label=label)
     axis.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                      color=colour, alpha=0.2, linewidth=0)
+                      color=f"C{index}", alpha=0.12, linewidth=0)
 
 
 def draw_fig3(data: dict[str, dict], seeds: int) -> bytes:
     figure = Figure(figsize=(7, 6.5), layout="constrained")
     accuracy_axis, born_axis = figure.subplots(2, 1, sharex=True)
-    colours = [f"C{i}" for i in range(len(data))]
-    for (arm, curve), colour in zip(data.items(), colours):
-        _band(accuracy_axis, curve["generation"], curve["best_accuracy_mean"], curve["best_accuracy_std"], colour, arm)
-        _band(born_axis, curve["generation"], curve["best_born_mean"], curve["best_born_std"], colour, arm)
+    for index, (arm, curve) in enumerate(data.items()):
+        _band(accuracy_axis, curve["generation"], curve["best_accuracy_mean"], curve["best_accuracy_std"], index, arm)
+        _band(born_axis, curve["generation"], curve["best_born_mean"], curve["best_born_std"], index, arm)
     last = max((g for curve in data.values() for g in curve["generation"]), default=0)
     born_axis.plot([0, last], [0, last], color="grey", linestyle=":", linewidth=1, label="born this generation")
     accuracy_axis.set_ylabel("best accuracy (mini test set)")

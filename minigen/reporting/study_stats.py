@@ -60,12 +60,10 @@ def rank_test(values: Sequence[float], reference: Sequence[float], alpha: float 
 
 
 def verdict(what: str, test: dict, alpha: float = ALPHA) -> str:
-    """One sentence on one comparison."""
+    """A few words on one comparison; a test whose seeds are too few says only its p-value
+    (its `note` says why, once for the whole table)."""
     if test["p_value"] is None:
-        return f"{what}: no test (an arm has no seeds)."
-    seeds = f"{test['seeds']} vs {test['reference_seeds']} seeds"
-    if test["note"] is not None:
-        return f"{what}: p = {test['p_value']:.2f} ({seeds}); {test['note']}."
-    if test["p_value"] < alpha:
-        return f"{what}: differs, p = {test['p_value']:.3f} ({seeds})."
-    return f"{what}: no significant difference at {alpha}, p = {test['p_value']:.2f} ({seeds})."
+        return f"{what}: no test"
+    if test["note"] is not None or test["p_value"] >= alpha:
+        return f"{what} p = {test['p_value']:.2f}"
+    return f"{what} p = {test['p_value']:.3f}, a difference at {alpha}"

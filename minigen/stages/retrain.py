@@ -36,7 +36,7 @@ from minigen.data import cifar_format
 from minigen.data import raw as raw_data
 from minigen.model import network
 from minigen import pipeline
-from minigen.store import code_version, formats, paths
+from minigen.store import code_version, formats, paths, provenance
 from minigen.space import records
 from minigen.training import device as D
 from minigen.training import loop as T
@@ -255,7 +255,7 @@ def retrain(
         "test_images": len(test),
         "data_sha256": data_sha256,
     }
-    cost = {"seconds": round(on_epoch.seconds(), 3), "placement": placement.record()}
+    cost = {"seconds": round(on_epoch.seconds(), 3), "placement": placement.record(), "code": provenance.code_version()}
     write_outputs(formats.retrain_dir(out_dir, index), genome, metrics, cost, result.curve, model)
 
     ckpt_path.unlink(missing_ok=True)

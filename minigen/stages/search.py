@@ -1,13 +1,14 @@
-"""The `search` stage: the evolution on the frozen mini set, crash-safe and reproducible.
+"""The `search` stage: the evolution (or another strategy of `space/strategies`, as
+`search.strategy` says) on the frozen mini set, crash-safe and reproducible.
 
 After every generation the whole evolution state is checkpointed (atomically) under
 `paths.checkpoints_dir()`, keyed by a fingerprint of everything that decides the result:
 the seed, the search space, the search settings (all but `workers`, which only changes
 speed, and `device`, replaced by the device *kind* the run resolved to), the mini set's
-sha256 and a fingerprint of the code it runs (`code_version`). A rerun with the same key resumes; any other run never sees
-that checkpoint. The outputs appear only when the search is complete (built in a staging
-folder, then swapped in), and then the checkpoint is deleted: the evaluation cache makes a
-later rerun cheap.
+sha256 and a fingerprint of the code it runs (`code_version`). A rerun with the same key
+resumes; any other run never sees that checkpoint. The outputs appear only when the search
+is complete (built in a staging folder, then swapped in), and then the checkpoint is
+deleted: the evaluation cache makes a later rerun cheap.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from minigen import log as messages
 from minigen import settings as P
 from minigen.store import atomic, integrity
 from minigen import pipeline
-from minigen.store import code_version, formats, paths
+from minigen.store import code_version, formats, paths, provenance
 from minigen.training import device as D
 from minigen.space import evolution as E
 from minigen.space import state as state_schema
@@ -128,7 +129,7 @@ def render_outputs(evolution: E.Evolution, trained: int, seconds: float, placeme
     summary = E.summary(state)
     metrics = {key: summary[key] for key in METRICS_KEYS}
     cost = {**{key: value for key, value in summary.items() if key not in METRICS_KEYS},
-            "trained": trained, "seconds": round(seconds, 1)}
+            "trained": trained, "seconds": round(seconds, 1), "code": provenance.code_version()}
     if placement is not None:
         cost["placement"] = placement
     return {

@@ -148,10 +148,13 @@ def table_markdown(study: P.Study, rows: list[dict], runs: dict[str, list[dict]]
     lines += ["", "Networks / search: distinct networks each search evaluated (a random arm matches the "
               "reference's, seed by seed). Trained: networks this arm's searches trained (the shared "
               "evaluation cache served the rest). Hours: measured time of the searches and retrains.", ""]
-    for row in rows:
-        for key, what in COMPARED.items():
-            if row["tests"][key] is not None:
-                lines.append(f"- {row['arm']} vs {study.reference}, {study_stats.verdict(what, row['tests'][key])}")
+    for row in rows[1:]:
+        tests = row["tests"]
+        seeds = f"{row['seeds']} vs {rows[0]['seeds']} seeds"
+        lines.append(f"- {row['arm']} vs {study.reference} ({seeds}): "
+                     + "; ".join(study_stats.verdict(what, tests[key]) for key, what in COMPARED.items()) + ".")
+    notes = sorted({t["note"] for row in rows for t in row["tests"].values() if t and t["note"]})
+    lines += ["", *(f"{note[0].upper()}{note[1:]}." for note in notes)] if notes else []
     return "\n".join(lines) + "\n"
 
 

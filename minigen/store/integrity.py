@@ -9,7 +9,8 @@ serving it. It guards against accidents, not against someone who recomputes it.
 from __future__ import annotations
 
 import hashlib
-import json
+
+from minigen.store import formats
 
 CHECKSUM = "checksum"
 MAGIC = b"minigen-sealed"
@@ -17,9 +18,7 @@ MAGIC = b"minigen-sealed"
 
 def digest(record: dict) -> str:
     """sha256 of the record's compact, key-sorted JSON, its own checksum left out."""
-    body = {key: value for key, value in record.items() if key != CHECKSUM}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    return formats.json_sha256({key: value for key, value in record.items() if key != CHECKSUM})
 
 
 def seal(record: dict) -> dict:

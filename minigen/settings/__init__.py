@@ -1,4 +1,4 @@
-"""The one module that reads and validates `params.yaml`; the paper's defaults live here.
+"""The one place that reads and validates `params.yaml`; the paper's defaults live here.
 
 Every stage reads its settings from here and only paths travel on the command line, so
 DVC and Snakemake see every setting as a tracked parameter. Users set values with
@@ -13,16 +13,14 @@ Numbers keep the type they were written with (`temperature: 1` stays the int 1):
 search's checkpoint key hashes these values, and validating must not change it.
 """
 
-import difflib
 import os
-import reprlib
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
-import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt,
                       StrictStr, ValidationError, ValidationInfo, model_validator)
 
 from minigen.errors import UserError
+from minigen.settings import text
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -33,7 +31,6 @@ MAX_WORKERS = 256
 MAX_CHANNELS = 4096  # refused here rather than by torch (or the OOM killer) mid-search
 MAX_BLOCKS = 64
 MAX_FILE_BYTES = 1 << 16  # a params file is 2 KB; this bounds the time spent on a wrong file
-MAX_DEPTH = 8  # sections hold lists at most (depth 3); PyYAML's composer recurses
 UNKEYED_SEARCH_SETTINGS = ("workers", "device")  # speed only: never in a result's key
 DATASETS = ("cifar10", "digits")
 PRECISIONS = ("fp32", "bf16", "tf32")
@@ -181,7 +178,7 @@ class Collect(Section):
         if self.indices != list(range(self.top_k)):
             raise ValueError(
                 f"collect.indices must be [0, ..., {self.top_k - 1}] to match collect.top_k={self.top_k} "
-                f"(dvc.yaml runs one retrain stage per index), got {_show(self.indices)}")
+                f"(dvc.yaml runs one retrain stage per index), got {text.show(self.indices)}")
         return self
 
 
@@ -236,7 +233,7 @@ class Study(Section):
         others = [arm for arm in self.arms if arm != self.reference]
         if sorted(self.compared) != sorted(others):  # in any order, the report's (a YAML dump sorts arms)
             raise ValueError(f"study.compared must be {others} to match study.arms and study.reference "
-                             f"(dvc runs one job per compared arm and seed), got {_show(self.compared)}")
+                             f"(dvc runs one job per compared arm and seed), got {text.show(self.compared)}")
         for arm, overrides in self.arms.items():
             if "epochs" in overrides.get("retrain", {}):
                 raise ValueError(f"study.arms.{arm} sets retrain.epochs: set study.retrain_epochs instead")
@@ -273,7 +270,7 @@ def arm_settings(params: Params, arm: str, seed: int | None = None) -> Params:
     try:
         return Params.model_validate(tree, context={"arm": arm})
     except ValidationError as exc:
-        raise ValueError(f"study.arms.{arm}: {_one_line(exc, tree)}") from None
+        raise ValueError(f"study.arms.{arm}: {text.one_line(exc, tree, Params)}") from None
 
 
 SECTIONS = tuple(Params.model_fields)
@@ -302,7 +299,7 @@ def read(path: str | os.PathLike | None = "params.yaml") -> Params:
     """The validated settings of the file at `path`; None: the paper's."""
     if path is None:
         return PAPER
-    name = _show_name(path)
+    name = text.show_name(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
@@ -322,7 +319,7 @@ def parse(data: bytes | str, source: str = "params.yaml") -> Params:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UserError(f"{source}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") from None
-    return from_tree(_parse_yaml(data, source), source)
+    return from_tree(text.parse_yaml(data, source), source)
 
 
 def from_tree(tree: Any, source: str = "params.yaml") -> Params:
@@ -331,7 +328,7 @@ def from_tree(tree: Any, source: str = "params.yaml") -> Params:
     if tree is None:
         raise UserError(f"{source}: the file is empty; {wanted}")
     if not isinstance(tree, dict):
-        raise UserError(f"{source}: must be a mapping of sections, got {type(tree).__name__} {_show(tree)}")
+        raise UserError(f"{source}: must be a mapping of sections, got {type(tree).__name__} {text.show(tree)}")
     missing = [section for section in SECTIONS if section not in tree]
     if missing:
         raise UserError(f"{source}: {missing[0]} is missing; {wanted}")
@@ -353,131 +350,4 @@ def _validate(tree: Any, source: str) -> Params:
     try:
         return Params.model_validate(tree)
     except ValidationError as exc:
-        raise UserError(f"{source}: {_one_line(exc, tree)}") from None
-
-
-# ---------------------------------------------------------------- YAML
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing duplicate keys (it keeps the last silently) and
-    nesting deeper than MAX_DEPTH (its composer recurses: RecursionError otherwise)."""
-
-    _depth = 0
-
-    def compose_node(self, parent, index):
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *base` may be overridden by later keys: that is its purpose
-            key = self.construct_object(key_node, deep=True)
-            marker = (type(key), key)
-            try:
-                duplicate = marker in seen
-            except TypeError:
-                continue  # an unhashable key: the base class refuses it
-            if duplicate:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_show(key)}",
-                                                        key_node.start_mark)
-            seen.add(marker)
-        return super().construct_mapping(node, deep)
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = exc.problem or exc.context or "parse error"
-        raise UserError(_flat(f"{source}: not valid YAML: {problem}{where}")) from None
-    except yaml.reader.ReaderError as exc:
-        raise UserError(f"{source}: not valid YAML: unacceptable character #x{exc.character:04x} "
-                        f"at offset {exc.position}") from None
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a date like 2024-13-01, a 5000-digit int
-        raise UserError(_flat(f"{source}: not valid YAML: {exc}")) from None
-
-
-# ---------------------------------------------------------------- one line per refusal
-
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 60
-_repr.maxlist = _repr.maxdict = 8
-_repr.maxlevel = 3
-
-
-def _show(value: Any) -> str:
-    """A short one-line repr, safe on huge, deep or self-containing values."""
-    return _flat(_repr.repr(value))
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.splitlines())
-
-
-def _show_name(path: str | os.PathLike) -> str:
-    name = os.fspath(path)
-    return name if isinstance(name, str) and name.isprintable() else _show(name)
-
-
-def _one_line(exc: ValidationError, tree: Any) -> str:
-    """The first problem, in words; pydantic's own text spans lines and names no file."""
-    errors = exc.errors(include_url=False)
-    named = {tuple(_setting(error["loc"])[0]) for error in errors}
-    more = f" (and {len(named) - 1} more)" if len(named) > 1 else ""
-    return _describe(errors[0], tree) + more
-
-
-def _setting(loc: tuple) -> tuple[list[str], Any]:
-    """The setting an error location points into, and its field (None: a section)."""
-    names, model, field = [], Params, None
-    for part in loc:
-        if model is None or not isinstance(part, str) or part not in model.model_fields:
-            break
-        names.append(part)
-        field = model.model_fields[part]
-        kind = field.annotation
-        model = kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
-    return names, (None if model is not None else field)
-
-
-def _describe(error: dict, tree: Any) -> str:
-    names, field = _setting(error["loc"])
-    name, kind, rest = ".".join(names) or "params", error["type"], error["loc"][len(names):]
-    if kind == "invalid_key":
-        return f"setting names must be text, got {_show(rest[0])} in {name}"
-    if kind == "extra_forbidden":
-        key = rest[0] if isinstance(rest[0], str) and rest[0].isidentifier() else _show(rest[0])
-        return f"unknown setting {'.'.join([*names, key])}{_did_you_mean(names, rest[0])}"
-    if field is None and kind == "model_type":
-        return f"{name} must be a section (a mapping of settings), got {_show(error['input'])}"
-    if field is None:  # a check across a section's settings: its message says it all
-        return _flat(str(error.get("ctx", {}).get("error", error["msg"])))
-    return f"{name} must be {field.description}, got {_show(_lookup(tree, names, error['input']))}"
-
-
-def _did_you_mean(names: list[str], wrong: Any) -> str:
-    model = Params
-    for name in names:
-        model = model.model_fields[name].annotation
-    close = difflib.get_close_matches(wrong, list(model.model_fields), n=1) if isinstance(wrong, str) else []
-    return f" (did you mean {'.'.join([*names, close[0]])}?)" if close else ""
-
-
-def _lookup(tree: Any, names: list[str], fallback: Any) -> Any:
-    """The value the user wrote for the setting `names` (a whole list, not one item)."""
-    for name in names:
-        if not isinstance(tree, Mapping) or name not in tree:
-            return fallback
-        tree = tree[name]
-    return tree
+        raise UserError(f"{source}: {text.one_line(exc, tree, Params)}") from None
