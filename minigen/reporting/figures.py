@@ -125,7 +125,9 @@ def draw_mini_vs_full(data: dict) -> bytes:
               bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
     axis.set_xlabel("mini-set test accuracy (search)")
     axis.set_ylabel("full test accuracy (retrain)")
-    axis.set_title("Mini-set accuracy against full accuracy")
+    axis.xaxis.set_major_locator(MaxNLocator(5))
+    axis.margins(0.15)  # room for the labels and the tau box at the edges
+    axis.set_title("Mini-set accuracy against full accuracy (points: genome index)", fontsize=10)
     return _png(figure)
 
 
@@ -133,7 +135,8 @@ def draw_curves(data: dict[int, dict]) -> bytes:
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axis = figure.add_subplot()
     for index, curve in data.items():
-        axis.plot(curve["epoch"], curve["test_accuracy"], label=f"genome {index}")
+        axis.plot(curve["epoch"], curve["test_accuracy"], marker="o", markersize=3, label=f"genome {index}")
+
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("test accuracy")
