@@ -107,12 +107,13 @@ def render(facts: RunFacts) -> str:
              "Lindauer and Hutter, *Best Practices for Scientific Research on Neural Architecture Search*,",
              "JMLR 21 (2020). Each answer comes from this run's own records.", ""]
     section = None
-    for number, (where, question, done, answer) in enumerate(items(facts), start=1):
+    answered = items(facts)
+    for number, (where, question, done, answer) in enumerate(answered, start=1):
         if where != section:
             lines += ([""] if section else []) + [f"## {where}", ""]
             section = where
         lines.append(f"{number}. **{question}?** {done.capitalize()}. {answer[0].upper()}{answer[1:]}.")
-    not_met = [q for _, q, done, _ in items(facts) if done != "yes"]
+    not_met = [q for _, q, done, _ in answered if done != "yes"]
     lines += ["", "## Not met by this run", ""]
     lines += [f"- {q}" for q in not_met] or ["- nothing"]
     lines += [f"- {note}" for note in facts.notes]

@@ -42,7 +42,6 @@ from minigen.training import device as D
 from minigen.training import loop as T
 from minigen.errors import UserError
 
-RECIPES = P.RECIPES
 CHECKPOINT_KIND = "retrain-checkpoint"  # the header of its checksum (store.integrity)
 
 
