@@ -49,8 +49,10 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "sample": ("seed", "data.dataset", "data.train_per_class", "data.test_per_class"),
     "search": ("seed", "space", *_keyed("search", settings.Search, settings.UNKEYED_SEARCH_SETTINGS)),
     "collect": ("collect.top_k",),
-    "retrain": ("seed", *_keyed("retrain", settings.Retrain, ("device",))),
-    "report": ("collect.top_k",),
+    # A retrain job's seed is in its command (`minigen retrain INDEX SEED`), as its index: adding
+    # a seed to retrain.seeds runs the new jobs and re-runs none of the others.
+    "retrain": _keyed("retrain", settings.Retrain, ("device", "seeds")),
+    "report": ("collect.top_k", "retrain.seeds"),
 }
 
 # The study (study/dvc.yaml, workflow/rules/study.smk): per arm and seed a search, then a
@@ -69,7 +71,7 @@ _STUDY_SEARCH = ("space", *_keyed("search", settings.Search, settings.UNKEYED_SE
 STUDY_PARAMS: dict[str, tuple[str, ...]] = {
     "study_reference": (*_STUDY_SEARCH, "study.arms.{arm}"),
     "study_search": (*_STUDY_SEARCH, "study.arms.{arm}"),
-    "study_retrain": (*_keyed("retrain", settings.Retrain, ("device", "epochs")), "study.retrain_epochs",
+    "study_retrain": (*_keyed("retrain", settings.Retrain, ("device", "epochs", "seeds")), "study.retrain_epochs",
                       "study.arms.{arm}"),
     "study_report": ("study.reference", "study.compared", "study.seeds"),
 }

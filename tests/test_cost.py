@@ -106,3 +106,11 @@ def test_minigen_plan_prints_the_stages_and_1_n_10_gpus(tmp_path, capsys):
     assert "search.workers is 2" in out
     assert cli.main(["plan", "--gpus", "0", "--params", str(tmp_path / "params.yaml")]) == 2
     assert "--gpus must be >= 1" in capsys.readouterr().err
+
+
+def test_three_retrain_seeds_plan_three_retrains_per_genome(paper, tmp_path):
+    one = cost.plan(paper, tmp_path, [1, 30])
+    three = cost.plan(P.validate({**paper, "retrain": {**paper["retrain"], "seeds": [1, 2, 3]}}), tmp_path, [1, 30])
+    assert (one["retrain"]["jobs"], three["retrain"]["jobs"]) == (10, 30)
+    assert three["retrain"]["hours"] == pytest.approx(3 * one["retrain"]["hours"])
+    assert three["wall"][30]["retrain"] == pytest.approx(one["wall"][30]["retrain"])  # one job per card

@@ -53,7 +53,7 @@ def test_demo_runs_in_its_own_folder_with_its_own_params():
     out = run("snakemake", "-n", "--forceall", "--nolock", "--directory", "demo", "--cores", "2",
               "--resources", "gpu=1", cwd=ROOT).stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out[out.index("Job stats:"):], flags=re.M))
-    assert int(counts["retrain"]) == demo_params()["collect"]["top_k"]
+    assert int(counts["retrain"]) == demo_params()["collect"]["top_k"] * len(demo_params()["retrain"]["seeds"])
     make = run("make", "-n", "demo", cwd=ROOT).stdout
     assert re.search(r"snakemake --directory demo --cores \S+", make)
     ignored = (DEMO / ".gitignore").read_text().split()

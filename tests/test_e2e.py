@@ -55,10 +55,10 @@ def assert_report(project: Path) -> None:
     assert list(report.glob("*.png"))
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["genomes"] == top_k
-    best = project / f"results/retrain/genome_{metrics['best_index']}/model.safetensors"
+    best = project / f"results/retrain/genome_{metrics['best_index']}/seed_{metrics['best_seed']}/model.safetensors"
     assert (report / "best_model.safetensors").read_bytes() == best.read_bytes()  # the DVC model artifact
     for i in range(top_k):
-        assert json.loads((project / f"results/retrain/genome_{i}/metrics.json").read_text())["epochs"] == 1
+        assert json.loads((project / f"results/retrain/genome_{i}/seed_2809/metrics.json").read_text())["epochs"] == 1
 
 
 def planned_jobs(project: Path, *args: str) -> dict[str, int]:
@@ -78,13 +78,13 @@ def test_snakemake_from_nothing_to_the_report_on_the_embedded_digits(digits_proj
     assert "minigen search --params params.yaml" in out
     for stage in ("download", "sample", "search", "collect", "report"):
         assert (project / "logs" / f"{stage}.log").is_file()
-    assert (project / "logs/retrain/genome_1.log").is_file()
+    assert (project / "logs/retrain/genome_1/seed_2809.log").is_file()
     # Logs of a run whose output is no terminal hold one plain line per step, no bar frames.
-    logs = {path.name: path.read_text() for path in (project / "logs").rglob("*.log")}
+    logs = {path.relative_to(project / "logs").as_posix(): path.read_text() for path in (project / "logs").rglob("*.log")}
     assert len(logs) == 7 and not [name for name, text in logs.items() if "\r" in text]
     assert re.search(r"round 0 gen 1 \(2/2\): .* 4 evaluated \(1 new\), \d+ trained; .* so far, round done",
                      logs["search.log"])
-    assert re.search(r"genome 1 epoch 1/1: .* so far, ETA 0 s", logs["genome_1.log"])
+    assert re.search(r"genome 1 \(seed 2809\) epoch 1/1: .* so far, ETA 0 s", logs["retrain/genome_1/seed_2809.log"])
     assert_snakemake_report(project)
 
     assert planned_jobs(project) == {}
@@ -103,7 +103,7 @@ def assert_snakemake_report(project: Path) -> None:
     figures = {f"results/report/{name}.png" for name in
                ("fig4_generations", "search_curve", "mini_vs_full", "retrain_curves")}
     runtimes = {f"benchmarks/{job}.tsv" for job in
-                ("download", "sample", "search", "collect", "report", "retrain/genome_0", "retrain/genome_1")}
+                ("download", "sample", "search", "collect", "report", "retrain/genome_0/seed_2809", "retrain/genome_1/seed_2809")}
     assert set(results) == {"results/report/table.html"} | figures | runtimes
     assert all(len(entry["caption"]) > 200 for entry in results.values())  # what it shows, how to read it
     assert "Kendall's tau" in results["results/report/mini_vs_full.png"]["caption"]
@@ -164,12 +164,12 @@ def edited(path: Path, addition: str):
 
 
 def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([\w@]+)'", output))
+    return set(re.findall(r"Running stage '([\w@-]+)'", output))
 
 
 def test_dvc_repro_reruns_only_what_a_change_touches(project):
     first = run("dvc", "repro", cwd=project).stdout
-    assert ran_stages(first) == {"download", "sample", "search", "collect", "retrain@0", "retrain@1", "report"}
+    assert ran_stages(first) == {"download", "sample", "search", "collect", "retrain@0-2809", "retrain@1-2809", "report"}
     assert_report(project)
     plots = json.loads(run("dvc", "plots", "show", "--json", cwd=project).stdout)["data"]
     assert [row["best_accuracy"] for row in plots["results/search/generations.csv"][0]["content"]["data"]["values"]]
@@ -181,7 +181,7 @@ def test_dvc_repro_reruns_only_what_a_change_touches(project):
     assert [int(p["index"]) for p in pairs] == [0, 1]
     for i in (0, 1):
         for metric in ("train/loss", "train/accuracy", "test/accuracy"):
-            values = plots[f"results/retrain/genome_{i}/dvclive/plots/metrics/{metric}.tsv"][0]["content"]["data"]["values"]
+            values = plots[f"results/retrain/genome_{i}/seed_2809/dvclive/plots/metrics/{metric}.tsv"][0]["content"]["data"]["values"]
             assert [int(v["step"]) for v in values] == [1]
 
 
@@ -195,7 +195,11 @@ def test_dvc_repro_reruns_only_what_a_change_touches(project):
     with edited(project / "minigen/stages/report.py", "\n# a comment\n"):
         assert stale_stages(project) == {"report"}
     with edited(project / "minigen/training/loop.py", "\nEDITED = True\n"):
-        assert stale_stages(project) == {"search", "retrain@0", "retrain@1"}
+        assert stale_stages(project) == {"search", "retrain@0-2809", "retrain@1-2809"}
+    # A second retrain seed adds a job per genome (and the report that reads them), nothing else.
+    edit_params(project, "retrain", "seeds", [2809, 7])
+    assert stale_stages(project) == {"retrain@0-7", "retrain@1-7", "report"}
+    edit_params(project, "retrain", "seeds", [2809])
 
     edit_params(project, "search", "p_op", 0.3)
     third = run("dvc", "repro", cwd=project).stdout
@@ -283,7 +287,7 @@ def test_experiments_side_by_side_and_queued_share_the_cache(project):
     low, high, ramp = (exp_values(shown[name]) for name in ("p-op-low", "p-op-high", "queued-ramp"))
     # `dvc plots diff` overlays two experiments' retrain curves (dvclive's layout).
     diff = json.loads(run("dvc", "plots", "diff", "p-op-low", "p-op-high", "--json", cwd=project).stdout)["data"]
-    curve = diff["results/retrain/genome_0/dvclive/plots/metrics/test/accuracy.tsv"][0]
+    curve = diff["results/retrain/genome_0/seed_2809/dvclive/plots/metrics/test/accuracy.tsv"][0]
     assert set(curve["revisions"]) == {"p-op-low", "p-op-high"}
 
     assert low[0]["search"]["p_op"] == 0.3 and high[0]["search"]["p_op"] == 0.9

@@ -21,6 +21,7 @@ from minigen.data import cifar_format, mini, raw as raw_data
 from minigen.errors import UserError
 from minigen.space import genome as G
 from minigen.stages import retrain as R
+from minigen.stages import sample
 from minigen.stages import search as S
 from test_search import FakeEvaluator, factory, tiny_params, write_mini
 
@@ -253,8 +254,12 @@ def test_retrain_reports_an_unwritable_output_before_training(tmp_path):
     write_genome_record(tmp_path / "genomes")
     (tmp_path / "out").write_text("a file where the retrain folder should be")
     params = {**tiny_params(), "retrain": {**tiny_params()["retrain"], "device": "cpu", "epochs": 1}}
-    with pytest.raises(UserError, match="a file of that name is in the way"):
-        R.retrain(params, 0, tmp_path / "genomes", raw, tmp_path / "out", log=lambda m: None)
+    drawn = sample.sample({**params, "data": {**params["data"], "dataset": "cifar10", "train_per_class": 2,
+                                              "test_per_class": 1}}, raw, tmp_path / "mini")
+    with pytest.raises(UserError, match="cannot create folder .*/out/genome_0: Not a directory"):
+        R.retrain(params, 0, tmp_path / "genomes", raw, tmp_path / "out", log=lambda m: None,
+                  mini_dir=tmp_path / "mini")
+    assert drawn["test_indices"]  # the mini set passed its checks: the output was what stopped it
 
 
 def test_a_folder_where_the_genome_file_belongs_is_one_line(tmp_path):

@@ -28,10 +28,10 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def snakemake(project) -> dict[str, dict]:
-    """Snakemake's jobs by DVC-style name: `retrain@3` for the retrain job with i=3."""
+    """Snakemake's jobs by DVC-style name: `retrain@3-2809` for the retrain job with i=3, seed=2809."""
     jobs = {}
     for job in snakemake_jobs(project):
-        name = job["rule"] + (f"@{job['wildcards']['i']}" if job["wildcards"] else "")
+        name = job["rule"] + ("@{i}-{seed}".format(**job["wildcards"]) if job["wildcards"] else "")
         assert name not in jobs
         jobs[name] = job
     return jobs
@@ -52,7 +52,7 @@ def covers(paths: list[str], others: list[str]) -> bool:
 
     One engine tracks a folder where the other names the files in it: DVC tracks
     results/genomes where Snakemake needs each genome_{i}.json, and Snakemake the folder
-    results/retrain/genome_{i} where DVC names its files (so the plots can sit beside them).
+    results/retrain/genome_{i}/seed_{seed} where DVC names its files (so the plots can sit beside them).
     """
     def overlap(a: str, b: str) -> bool:
         return under(a, b) or under(b, a)
@@ -63,8 +63,8 @@ def covers(paths: list[str], others: list[str]) -> bool:
 
 
 def test_same_stages(snakemake, dvc):
-    paper_top_k = paper_params()["collect"]["top_k"]
-    expected = {s for s in STAGES if s != "retrain"} | {f"retrain@{i}" for i in range(paper_top_k)}
+    paper_top_k, paper_seed = paper_params()["collect"]["top_k"], paper_params()["seed"]
+    expected = {s for s in STAGES if s != "retrain"} | {f"retrain@{i}-{paper_seed}" for i in range(paper_top_k)}
     assert set(snakemake) == expected
     assert set(dvc) == expected
 
@@ -81,7 +81,7 @@ def test_same_commands(snakemake, dvc):
 def test_commands_pass_only_paths():
     # Settings travel in params.yaml, never on a stage's command line.
     for stage in dvc_yaml()["stages"].values():
-        cmd = stage.get("do", stage)["cmd"]
+        cmd = stage["cmd"]
         options = re.findall(r"(--[a-z-]+)", cmd)
         assert set(options) <= {"--params", "--out", "--raw", "--mini", "--search", "--genomes", "--retrain"}, cmd
         assert "--params params.yaml" in cmd
@@ -123,10 +123,11 @@ def dvc_yaml() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
-def test_retrain_fans_out_over_the_collected_indices():
+def test_retrain_fans_out_over_the_collected_indices_and_the_seeds():
     params = paper_params()
-    assert dvc_yaml()["stages"]["retrain"]["foreach"] == "${collect.indices}"
+    assert dvc_yaml()["stages"]["retrain"]["matrix"] == {"index": "${collect.indices}", "seed": "${retrain.seeds}"}
     assert params["collect"]["indices"] == list(range(params["collect"]["top_k"]))
+    assert params["retrain"]["seeds"] == [params["seed"]]  # the paper: one retrain, with the pipeline's seed
 
 
 def test_metrics_plots_and_artifacts_lie_in_stage_outputs(dvc):
@@ -163,7 +164,7 @@ def test_dvc_stage_list_in_a_clone(tmp_path):
     path = copy_pipeline(tmp_path / "clone")
     init_git_dvc(path)
     listed = run("dvc", "stage", "list", "--name-only", cwd=path).stdout.split()
-    assert listed == ["download", "sample", "search", "collect"] + [f"retrain@{i}" for i in range(10)] + ["report"]
+    assert listed == ["download", "sample", "search", "collect"] + [f"retrain@{i}-2809" for i in range(10)] + ["report"]
 
 
 def test_snakemake_lint_says_nothing_unaccepted(project):
@@ -171,3 +172,16 @@ def test_snakemake_lint_says_nothing_unaccepted(project):
     titles = {re.sub(r":$", "", line.strip()[2:]) for line in proc.stdout.splitlines()
               if line.startswith("    * ")}
     assert titles <= ACCEPTED_LINTS, proc.stdout
+
+
+def test_two_retrain_seeds_plan_a_job_per_genome_and_seed_in_both_engines(tmp_path):
+    path = copy_pipeline(tmp_path / "seeds")
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    params["retrain"]["seeds"] = [2809, 7]
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("dvc", "init", "--no-scm", "-q", cwd=path)
+    retrains = sorted(name for name in dvc_stages(path) if name.startswith("retrain@"))
+    assert retrains == sorted(f"retrain@{i}-{seed}" for i in range(10) for seed in (2809, 7))
+    out = run("snakemake", "-n", "--cores", "1", "--resources", "gpu=1", cwd=path).stdout
+    assert re.search(r"^retrain\s+20$", out, flags=re.M)
+    assert "minigen retrain 3 7 --params params.yaml" in run("snakemake", "-n", "-p", "--cores", "1", cwd=path).stdout

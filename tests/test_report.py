@@ -36,9 +36,15 @@ GENERATIONS = [  # two rounds of the search, as search.py writes them
 ]
 
 
-def write_run(root: Path, genomes: list, mini: list, full: list, params: list[int], epochs: int = 3) -> None:
-    """A finished search + collect + retrain, written in each stage's format."""
-    write_params(root, collect={"top_k": len(genomes)})
+SEED = P.PAPER.seed
+UNSEEN_GAP = 0.01  # write_run's accuracy on the unseen test images: this much below the full test set's
+
+
+def write_run(root: Path, genomes: list, mini: list, full: list, params: list[int], epochs: int = 3,
+              seeds: tuple[int, ...] = (SEED,)) -> None:
+    """A finished search + collect + retrain, written in each stage's format. `full` holds a
+    test accuracy per genome, or a list of them, one per seed."""
+    write_params(root, collect={"top_k": len(genomes)}, retrain={"seeds": list(seeds)})
     search = root / "results" / "search"
     search.mkdir(parents=True)
     with open(search / "generations.csv", "w", newline="") as fh:
@@ -52,15 +58,17 @@ def write_run(root: Path, genomes: list, mini: list, full: list, params: list[in
         (folder / f"genome_{index}.json").write_text(json.dumps(
             {"index": index, "genome": genome, "genome_id": genome_id, "source": "winner",
              "search": {"accuracy": mini_acc, "born": 1, "generation": 1, "round": 0}}))
-        out = root / "results" / "retrain" / f"genome_{index}"
-        out.mkdir(parents=True)
-        (out / "metrics.json").write_text(json.dumps(
-            {"index": index, "genome_id": genome_id, "test_accuracy": full_acc, "params": count,
-             "flops": 10 * count, "epochs": epochs, "recipe": "paper", "seconds": 1.0, "test_images": 10000}))
-        curve = [{"epoch": e + 1, "train_loss": 2.0 - e / 10, "train_accuracy": 0.1 * (e + 1),
-                  "test_accuracy": full_acc * (e + 1) / epochs} for e in range(epochs)]
-        (out / "curve.csv").write_text(formats.csv_text(curve, formats.CURVE_COLUMNS))
-        (out / "model.safetensors").write_bytes(f"weights of genome {index}".encode())
+        for seed, accuracy in zip(seeds, full_acc if isinstance(full_acc, list) else [full_acc]):
+            out = formats.retrain_dir(root / "results" / "retrain", index, seed)
+            out.mkdir(parents=True)
+            (out / "metrics.json").write_text(json.dumps(
+                {"index": index, "seed": seed, "genome_id": genome_id, "test_accuracy": accuracy,
+                 "clean_test_accuracy": accuracy - UNSEEN_GAP, "clean_test_images": 9900, "params": count,
+                 "flops": 10 * count, "epochs": epochs, "recipe": "paper", "seconds": 1.0, "test_images": 10000}))
+            curve = [{"epoch": e + 1, "train_loss": 2.0 - e / 10, "train_accuracy": 0.1 * (e + 1),
+                      "test_accuracy": accuracy * (e + 1) / epochs} for e in range(epochs)]
+            (out / "curve.csv").write_text(formats.csv_text(curve, formats.CURVE_COLUMNS))
+            (out / "model.safetensors").write_bytes(f"weights of genome {index} seed {seed}".encode())
 
 
 @pytest.fixture
@@ -101,7 +109,9 @@ def test_both_ratio_columns_of_the_published_genomes_with_their_true_counts():
         assert complexity.complexity(entry["genome"])["params"] == count
         accuracy = entry["paper_accuracy_percent"] / 100
         rows += Rep.table_rows([{"index": entry["index"], "genome_id": entry["genome_id"], "source": "winner",
-                                 "test_accuracy": accuracy, "params": count, "flops": 0, "mini_accuracy": None}])
+                                 "test_accuracy": accuracy, "params": count, "flops": 0, "mini_accuracy": None,
+                                 "seeds": 1, "test_accuracy_std": None, "clean_test_accuracy": None,
+                                 "clean_test_accuracy_std": None}])
         row = rows[-1]
         assert (round(row["ratio_true_params"], 3), round(row["ratio_doubled_params"], 3)) == (ours, doubled)
         assert round(row["paper_ratio"], 3) == papers
@@ -124,7 +134,7 @@ def test_report_writes_the_table_figures_and_metrics(cli, run):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["table.md", "table.html", "table.csv", "mini_vs_full.csv", "metrics.json", "checklist.md", Rep.BEST_MODEL,
          *Rep.FIGURES])
-    assert (out / Rep.BEST_MODEL).read_bytes() == b"weights of genome 0"  # the best test accuracy
+    assert (out / Rep.BEST_MODEL).read_bytes() == b"weights of genome 0 seed 2809"  # the best test accuracy
     for name in Rep.FIGURES:
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
 
@@ -147,7 +157,9 @@ def test_report_writes_the_table_figures_and_metrics(cli, run):
     body = [line for line in table if line.startswith("| ") and not line.startswith("| Index")]
     assert [line.split("|")[1].strip() for line in body] == ["1", "3", "0", "2"]
     paper_row = body[2].split("|")
-    assert paper_row[2].strip() == "75.00%" and paper_row[9].strip() == "74.7%" and paper_row[10].strip() == "0.9M"
+    assert paper_row[2].strip() == "75.00%" and paper_row[3].strip() == "74.00%" and paper_row[4].strip() == "1"
+    assert paper_row[11].strip() == "74.7%" and paper_row[12].strip() == "0.9M"
+    assert float(by_index[0]["clean_test_accuracy"]) == pytest.approx(0.74) and by_index[0]["test_accuracy_std"] == ""
 
     page = (out / "table.html").read_text()
     assert page.count("<tr>") == 1 + 4 and "<td>75.00%</td>" in page and "Ratio (2x params)" in page
@@ -159,6 +171,8 @@ def test_report_writes_the_table_figures_and_metrics(cli, run):
     assert metrics["genomes"] == 4 and metrics["best_index"] == 0 and metrics["best_params"] == 450_000
 
     assert metrics["best_test_accuracy"] == 0.75 and metrics["mean_test_accuracy"] == pytest.approx(0.5875)
+    assert metrics["best_clean_test_accuracy"] == pytest.approx(0.74)
+    assert metrics["mean_clean_test_accuracy"] == pytest.approx(0.5775) and metrics["retrain_seeds"] == 1
     # mini ranks 0 > 2 > 3 > 1, full ranks 0 > 2 > 1 > 3: 5 concordant, 1 discordant pair
     assert metrics["kendall_tau"] == pytest.approx(4 / 6) and metrics["kendall_genomes"] == 4
 
@@ -194,19 +208,22 @@ def test_fig4_data_follows_the_generations_in_order():
 def test_mini_vs_full_and_curve_data():
     entries = [
         {"index": 2, "mini_accuracy": 0.4, "test_accuracy": 0.7,
-         "curve": [{"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": 0.7}]},
-        {"index": 0, "mini_accuracy": None, "test_accuracy": 0.6, "curve": [{"epoch": 1, "test_accuracy": 0.6}]},
-        {"index": 1, "mini_accuracy": 0.3, "test_accuracy": 0.5, "curve": [{"epoch": 1, "test_accuracy": 0.5}]},
+         "curves": [[{"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": 0.7}]]},
+        {"index": 0, "mini_accuracy": None, "test_accuracy": 0.6, "curves": [[{"epoch": 1, "test_accuracy": 0.6}]]},
+        {"index": 1, "mini_accuracy": 0.3, "test_accuracy": 0.5,
+         "curves": [[{"epoch": 1, "test_accuracy": 0.4}], [{"epoch": 1, "test_accuracy": 0.6}]]},
     ]
     assert figures.mini_vs_full_data(entries) == {
         "index": [1, 2], "mini_accuracy": [0.3, 0.4], "test_accuracy": [0.5, 0.7]}
     curves = figures.curves_data(entries)
     assert list(curves) == [0, 1, 2]
-    assert curves[2] == {"epoch": [1, 2], "test_accuracy": [0.5, 0.7]}
+    assert curves[2] == {"epoch": [1, 2], "test_accuracy": [0.5, 0.7], "low": [0.5, 0.7], "high": [0.5, 0.7],
+                         "seeds": 1}
+    assert curves[1] == {"epoch": [1], "test_accuracy": [0.5], "low": [0.4], "high": [0.6], "seeds": 2}
 
 
 def test_report_reads_the_data_it_draws(run):
-    entries = Rep.load_entries(4, run / "results" / "genomes", run / "results" / "retrain")
+    entries = Rep.load_entries(4, [SEED], run / "results" / "genomes", run / "results" / "retrain")
     assert [e["mini_accuracy"] for e in entries] == [0.45, 0.30, 0.40, 0.35]
     assert figures.curves_data(entries)[3]["test_accuracy"] == pytest.approx([0.4 / 3, 0.8 / 3, 0.4])
     assert figures.fig4_data(Rep.read_generations(run / "results" / "search"))["best_born"] == [0, 1, 1, 0, 1]
@@ -216,11 +233,11 @@ def test_a_missing_retrain_folder_is_one_line_and_exit_2(cli, run):
     report_cli(cli, run)
     before = (run / "results" / "report" / "table.csv").read_bytes()
     for name in ("metrics.json", "curve.csv", "model.safetensors"):
-        (run / "results" / "retrain" / "genome_2" / name).unlink()
-    (run / "results" / "retrain" / "genome_2").rmdir()
+        (run / "results" / "retrain" / "genome_2" / "seed_2809" / name).unlink()
+    (run / "results" / "retrain" / "genome_2" / "seed_2809").rmdir()
     proc = report_cli(cli, run)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "minigen retrain 2" in proc.stderr
+    assert "minigen retrain 2 2809" in proc.stderr
     assert (run / "results" / "report" / "table.csv").read_bytes() == before
 
 
@@ -231,21 +248,21 @@ def test_a_missing_retrain_folder_is_one_line_and_exit_2(cli, run):
     (lambda folder: (folder / "model.safetensors").unlink(), "incomplete"),
 ])
 def test_a_malformed_retrain_folder_is_one_line(run, damage, says):
-    damage(run / "results" / "retrain" / "genome_1")
+    damage(formats.retrain_dir(run / "results" / "retrain", 1, SEED))
     with pytest.raises(UserError, match=says):
-        Rep.load_entries(4, run / "results" / "genomes", run / "results" / "retrain")
+        Rep.load_entries(4, [SEED], run / "results" / "genomes", run / "results" / "retrain")
 
 
 def test_a_retrain_of_another_genome_is_refused(run):
-    metrics_path = run / "results" / "retrain" / "genome_3" / "metrics.json"
+    metrics_path = formats.retrain_dir(run / "results" / "retrain", 3, SEED) / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
     metrics_path.write_text(json.dumps({**metrics, "genome_id": "0123456789abcdef"}))
     with pytest.raises(UserError, match="minigen retrain 3"):
-        Rep.load_entries(4, run / "results" / "genomes", run / "results" / "retrain")
+        Rep.load_entries(4, [SEED], run / "results" / "genomes", run / "results" / "retrain")
 
 
 def test_the_checklist_answers_every_item_from_the_run(cli, run):
-    (run / "results" / "retrain" / "genome_2" / "cost.json").write_text(json.dumps(
+    (formats.retrain_dir(run / "results" / "retrain", 2, SEED) / "cost.json").write_text(json.dumps(
         {"seconds": 7200.0, "placement": {"device": "cuda:0", "cards": [{"index": 0, "name": "NVIDIA H200"}]}}))
     assert report_cli(cli, run).returncode == 0
     text = (run / "results" / "report" / "checklist.md").read_text()
@@ -257,3 +274,29 @@ def test_the_checklist_answers_every_item_from_the_run(cli, run):
     assert "pipeline seed 2809" in text and "retrain seeds 2809" in text
     assert "NVIDIA H200" in text and "retrain 2.001 device-hours (7,203 s)" in text  # 7,200 s + 3 x 1 s
     assert "## Not met by this run" in text and "- Comparison to random search" in text
+
+
+def test_two_retrain_seeds_give_a_mean_and_std_row(cli, tmp_path):
+    variant = [row[:] for row in SMALL]
+    variant[1] = [24, 1, ["3*3 conv", "3*3 maxpool"]]
+    write_run(tmp_path, [SMALL, variant], mini=[0.40, 0.30], full=[[0.60, 0.64], [0.50, 0.50]],
+              params=[50_000, 100_000], seeds=(7, 8))
+    proc = report_cli(cli, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "results" / "report"
+    rows = {int(r["index"]): r for r in csv.DictReader((out / "table.csv").open())}
+    assert rows[0]["seeds"] == "2" and float(rows[0]["test_accuracy"]) == pytest.approx(0.62)
+    assert float(rows[0]["test_accuracy_std"]) == pytest.approx(0.04 / 2 ** 0.5)  # sample std of 0.60, 0.64
+    assert float(rows[0]["clean_test_accuracy"]) == pytest.approx(0.61)
+    assert float(rows[0]["ratio_true_params"]) == pytest.approx(0.62 / 0.05)  # the ratio of the mean
+    assert float(rows[1]["test_accuracy_std"]) == 0.0
+    table = (out / "table.md").read_text()
+    assert "| 0 | 62.00% ± 2.83 | 61.00% ± 2.83 | 2 |" in table and "retrained with 2 seeds" in " ".join(table.split())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["retrain_seeds"] == 2 and metrics["best_index"] == 0 and metrics["best_seed"] == 7
+    assert metrics["best_test_accuracy_std"] == pytest.approx(0.04 / 2 ** 0.5)
+    assert (out / Rep.BEST_MODEL).read_bytes() == b"weights of genome 0 seed 7"  # the first seed's, not the luckiest
+    # Kendall's tau on the means: mini ranks 0 > 1, the means too.
+    assert metrics["kendall_tau"] == pytest.approx(1.0)
+    checklist_text = (out / "checklist.md").read_text()
+    assert "retrain seeds 7, 8" in checklist_text

@@ -21,7 +21,8 @@ from safetensors.torch import load_file
 
 from minigen.store import formats
 from minigen.data import cifar_format
-from minigen.stages import download
+from minigen import settings as P
+from minigen.stages import download, sample
 from minigen.data import raw as raw_data
 from minigen.model import network
 from minigen.store import integrity, paths
@@ -42,6 +43,20 @@ SMALL_GENOME = [
 ]
 # The dev machine is shared by many processes: one thread avoids OpenMP oversubscription.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+SEED = P.PAPER.seed  # the retrain's seed when retrain.seeds is left out: [seed]
+
+
+def mini_of(raw_dir: Path) -> Path:
+    """The mini set beside `raw_dir` (`minigen sample`'s, 2 train and 1 test image per class)."""
+    mini = raw_dir.parent / "mini"
+    if not mini.is_dir():
+        sample.sample(params_with(data={"dataset": "digits", "train_per_class": 2, "test_per_class": 1}),
+                      raw_dir, mini)
+    return mini
+
+
+def retrained(root: Path, out: str = "results/retrain", index: int = 0, seed: int = SEED) -> Path:
+    return formats.retrain_dir(root / out, index, seed)
 
 
 def make_digits_raw(raw_dir: Path, train_per_class: int, test_per_class: int) -> Path:
@@ -84,15 +99,16 @@ def tiny_raw(tmp_path_factory) -> Path:
 
 
 def retrain_cli(cli, root: Path, raw: Path, index: int = 0, out: str = "results/retrain", env=None):
+    mini = mini_of(raw) if raw.is_dir() else raw.parent / "mini"
     return cli("retrain", str(index), "--params", root / "params.yaml", "--genomes", root / "results" / "genomes",
-               "--raw", raw, "--out", root / out, cwd=root, env={**ONE_THREAD, **(env or {})})
+               "--raw", raw, "--mini", mini, "--out", root / out, cwd=root, env={**ONE_THREAD, **(env or {})})
 
 
 def kill_at_first_checkpoint(root: Path, raw: Path) -> int:
     """Run `minigen retrain 0` and SIGKILL it as soon as its first epoch checkpoint exists."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **ONE_THREAD)
     args = ["retrain", "0", "--params", root / "params.yaml", "--genomes", root / "results" / "genomes",
-            "--raw", raw, "--out", root / "results" / "retrain"]
+            "--raw", raw, "--mini", mini_of(raw), "--out", root / "results" / "retrain"]
     log = root / "killed.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "minigen", *map(str, args)], cwd=root, env=env,
@@ -250,7 +266,7 @@ def test_a_short_retrain_beats_guessing(cli, tmp_path, digits_raw, isolated_cach
     write_genome(tmp_path / "results" / "genomes", 0)
     proc = retrain_cli(cli, tmp_path, digits_raw)
     assert proc.returncode == 0, proc.stderr
-    folder = tmp_path / "results" / "retrain" / "genome_0"
+    folder = retrained(tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(formats.RETRAIN_FILES)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.3  # 10 classes: guessing gives 0.1
@@ -274,7 +290,7 @@ def test_resume_after_kill_ends_with_the_same_weights(cli, tmp_path, tiny_raw, i
 
     killed = kill_at_first_checkpoint(tmp_path, tiny_raw)
     assert killed == -signal.SIGKILL  # killed, not finished
-    assert not (tmp_path / "results" / "retrain" / "genome_0").exists()
+    assert not retrained(tmp_path).exists()
     assert len(list(paths.checkpoints_dir().glob("retrain-*.pt"))) == 1
 
     resumed = retrain_cli(cli, tmp_path, tiny_raw)
@@ -285,7 +301,7 @@ def test_resume_after_kill_ends_with_the_same_weights(cli, tmp_path, tiny_raw, i
     straight = retrain_cli(cli, tmp_path, tiny_raw, out="straight",
                            env={"MINIGEN_CACHE_DIR": str(tmp_path / "other-cache")})
     assert straight.returncode == 0, straight.stderr
-    a, b = tmp_path / "results" / "retrain" / "genome_0", tmp_path / "straight" / "genome_0"
+    a, b = retrained(tmp_path), retrained(tmp_path, "straight")
     # Every file but cost.json (seconds, where it ran) is the same bytes.
     for path in sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "cost.json"):
         assert (a / path).read_bytes() == (b / path).read_bytes(), path
@@ -301,7 +317,7 @@ def test_a_cpu_retrain_gives_the_same_weights_whatever_the_thread_count(cli, tmp
     one = retrain_cli(cli, tmp_path, tiny_raw, out="one")
     two = retrain_cli(cli, tmp_path, tiny_raw, out="two", env={"OMP_NUM_THREADS": "2"})
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
-    a, b = tmp_path / "one" / "genome_0", tmp_path / "two" / "genome_0"
+    a, b = retrained(tmp_path, "one"), retrained(tmp_path, "two")
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     assert json.loads((b / "metrics.json").read_text())["cpu_threads"] == 1
 
@@ -330,3 +346,76 @@ def test_missing_raw_data_is_one_line_and_exit_2(cli, tmp_path):
     proc = retrain_cli(cli, tmp_path, tmp_path / "nowhere")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "minigen download" in proc.stderr
+
+
+# ---------------------------------------------------------------- unseen test images, seeds
+
+
+def test_the_unseen_test_images_are_all_but_the_mini_sets_test_images(tiny_raw):
+    mini = mini_of(tiny_raw)
+    picked = json.loads((mini / "manifest.json").read_text())["test_indices"]
+    unseen = R.unseen_test_images(mini, tiny_raw, raw_data.read_source(tiny_raw)["source_md5"], 30)
+    assert len(picked) == 10 and sorted(np.flatnonzero(~unseen.numpy()).tolist()) == sorted(picked)
+    correct = torch.zeros(30, dtype=torch.bool)
+    correct[picked] = True  # right on exactly the images the search saw: 0 on the unseen ones
+    assert R.accuracies(correct, unseen) == {"test_accuracy": 10 / 30, "clean_test_accuracy": 0.0,
+                                             "clean_test_images": 20}
+
+
+@pytest.mark.parametrize("indices", [[30], [-1], [1, 1], "0-9", [0.5]])
+def test_mini_test_indices_that_are_not_test_images_are_refused_in_one_line(tmp_path, tiny_raw, indices):
+    import shutil
+
+    mini = shutil.copytree(mini_of(tiny_raw), tmp_path / "mini")
+    manifest = json.loads((mini / "manifest.json").read_text())
+    (mini / "manifest.json").write_text(json.dumps({**manifest, "test_indices": indices}))
+    with pytest.raises(UserError, match=r"manifest.json is malformed: '?test_indices'? must be") as caught:
+        R.unseen_test_images(mini, tiny_raw, manifest["source_md5"], 30)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_retrains_accuracies_are_its_weights_on_all_and_on_the_unseen_test_images(cli, tmp_path, tiny_raw):
+    write_params(tmp_path, epochs=1, batch_size=16)
+    write_genome(tmp_path / "results" / "genomes", 0)
+    proc = retrain_cli(cli, tmp_path, tiny_raw)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((retrained(tmp_path) / "metrics.json").read_text())
+    model = network.build(SMALL_GENOME)
+    model.load_state_dict(load_file(retrained(tmp_path) / "model.safetensors"))
+    _, test, _ = R.load_full(tiny_raw)
+    hits = T.correct_mask(model, test).numpy()
+    seen = json.loads((mini_of(tiny_raw) / "manifest.json").read_text())["test_indices"]
+    unseen = np.setdiff1d(np.arange(30), seen)
+    assert metrics["seed"] == SEED and metrics["clean_test_images"] == 20
+    assert metrics["test_accuracy"] == hits.sum() / 30
+    assert metrics["clean_test_accuracy"] == hits[unseen].sum() / 20
+
+
+def test_a_mini_set_of_other_data_is_refused_before_training(cli, tmp_path, tiny_raw):
+    write_params(tmp_path, epochs=1)
+    write_genome(tmp_path / "results" / "genomes", 0)
+    other = tmp_path / "other" / "raw"
+    make_digits_raw(other, train_per_class=6, test_per_class=3)
+    raw_data.record_source(other, dataset="digits", source_md5="1" * 32, origin="tests", split="tests")
+    proc = cli("retrain", "0", "--params", tmp_path / "params.yaml", "--genomes", tmp_path / "results" / "genomes",
+               "--raw", other, "--mini", mini_of(tiny_raw), "--out", tmp_path / "out", cwd=tmp_path, env=ONE_THREAD)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "drawn from other data" in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_each_seed_of_retrain_seeds_is_its_own_retrain_and_others_are_refused(cli, tmp_path, tiny_raw):
+    write_params(tmp_path, epochs=1, batch_size=16, seeds=[5, 6])
+    write_genome(tmp_path / "results" / "genomes", 0)
+    first = retrain_cli(cli, tmp_path, tiny_raw)  # no --seed: the first of retrain.seeds
+    second = cli("retrain", "0", "6", "--params", tmp_path / "params.yaml", "--genomes",
+                 tmp_path / "results" / "genomes", "--raw", tiny_raw, "--mini", mini_of(tiny_raw),
+                 "--out", tmp_path / "results" / "retrain", cwd=tmp_path, env=ONE_THREAD)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    five, six = retrained(tmp_path, seed=5), retrained(tmp_path, seed=6)
+    assert json.loads((five / "metrics.json").read_text())["seed"] == 5
+    assert json.loads((six / "metrics.json").read_text())["seed"] == 6
+    assert (five / "model.safetensors").read_bytes() != (six / "model.safetensors").read_bytes()
+    refused = cli("retrain", "0", "7", "--params", tmp_path / "params.yaml", "--genomes",
+                  tmp_path / "results" / "genomes", "--raw", tiny_raw, "--mini", mini_of(tiny_raw), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip() == \
+        "minigen: error: seed 7 is not in retrain.seeds (5, 6)"

@@ -69,6 +69,15 @@ def test_indices_follow_top_k_when_left_out():
     assert P.parse(dump(tree)).collect.indices == [0, 1, 2]
 
 
+def test_retrain_seeds_left_out_are_the_pipelines_seed_and_a_study_arm_retrains_with_its_own():
+    tree = with_value("seed", 7)
+    del tree["retrain"]["seeds"]
+    assert P.parse(dump(tree)).retrain.seeds == [7]
+    assert P.of({"seed": 5, "retrain": {"seeds": None}}).retrain.seeds == [5]
+    two = P.of({"retrain": {"seeds": [3, 4]}})
+    assert two.retrain.seeds == [3, 4] and P.arm_settings(two, "random", 2810).retrain.seeds == [2810]
+
+
 def test_code_built_params_may_leave_sections_out():
     assert P.of({"seed": 7, "search": {"epochs": 3}}).search.epochs == 3
     assert P.of(P.PAPER) is P.PAPER
@@ -102,6 +111,9 @@ BAD_VALUES = [
     ("search.device", "gpu", "search.device must be auto, cpu, cuda or cuda:N"),
     ("space.channels", [16, 16], "space.channels must be a list of 1 to 64 distinct"),
     ("space.blocks", [1, 1, 1], "space.blocks must be a list of 4 integers"),
+    ("retrain.seeds", [1, 1], "retrain.seeds must be a list of 1 to 64 distinct seeds in [0, 2**32), or null, got [1, 1]"),
+    ("retrain.seeds", [], "retrain.seeds must be a list of 1 to 64 distinct seeds"),
+    ("retrain.seeds", [2**32], "retrain.seeds must be a list of 1 to 64 distinct seeds"),
     ("data.archive_md5", 123, "data.archive_md5 must be a 32-digit hex md5"),
     ("search.lrr", 0.1, "unknown setting search.lrr (did you mean search.lr?)"),
     ("search", None, "search must be a section (a mapping of settings), got None"),

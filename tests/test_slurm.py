@@ -142,10 +142,10 @@ def test_the_pipeline_on_slurm_gives_the_local_results(cluster, tmp_path):
     search = placement(slurm_project / "results/search")
     assert [search["slurm_job_id"]] == jobs["search"]
     assert f"SLURM job {search['slurm_job_id']}" in (slurm_project / "logs/search.log").read_text()
-    retrains = [placement(slurm_project / f"results/retrain/genome_{i}") for i in range(2)]
+    retrains = [placement(slurm_project / f"results/retrain/genome_{i}/seed_2809") for i in range(2)]
     assert sorted(r["slurm_job_id"] for r in retrains) == sorted(jobs["retrain"])
     for i, where in enumerate(retrains):
-        assert f"SLURM job {where['slurm_job_id']}" in (slurm_project / f"logs/retrain/genome_{i}.log").read_text()
+        assert f"SLURM job {where['slurm_job_id']}" in (slurm_project / f"logs/retrain/genome_{i}/seed_2809.log").read_text()
 
     # The two retrains ran at the same time, each on its own (fake) card from SLURM.
     a, b = (known[r["slurm_job_id"]] for r in retrains)

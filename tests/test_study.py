@@ -49,7 +49,7 @@ def tiny(tmp_path_factory):
         for seed in SEEDS:
             for arm in ARMS:
                 study.search(params, arm, seed, root / "data" / "mini", arms)
-                study.retrain(params, arm, seed, root / "data" / "raw", arms)
+                study.retrain(params, arm, seed, root / "data" / "raw", arms, root / "data" / "mini")
         metrics = study_report.report(params, arms, root / "results" / "study" / "report")
     return SimpleNamespace(root=root, params=params, arms=arms, report=root / "results" / "study" / "report",
                            metrics=metrics, cache=cache)
@@ -107,8 +107,9 @@ def test_each_arm_runs_its_own_settings_and_retrains_its_best_genome(tiny):
         evaluations = [json.loads(line) for line in (folder / "search" / "evaluations.jsonl").open()]
         record = json.loads((folder / "genomes" / "genome_0.json").read_text())
         assert record["search"]["accuracy"] == max(e["accuracy"] for e in evaluations)
-        retrained = json.loads((folder / "retrain" / "genome_0" / "metrics.json").read_text())
+        retrained = json.loads((folder / "retrain" / "genome_0" / "seed_2" / "metrics.json").read_text())
         assert retrained["genome_id"] == record["genome_id"] and retrained["epochs"] == 1
+        assert retrained["seed"] == 2 and retrained["clean_test_images"] < retrained["test_images"]
 
 
 def test_a_rerun_of_a_job_trains_nothing_and_writes_the_same_bytes(tiny, monkeypatch):

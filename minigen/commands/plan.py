@@ -39,8 +39,10 @@ def render(plan: dict, params: dict, gpus: int) -> str:
     search, retrain = plan["search"], plan["retrain"]
     on_gpu = plan["devices"]["retrain"] == "cuda"
     unit, cards = ("GPU-h", "GPUs") if on_gpu else ("core-h", "cores")
-    basis = (f"the {retrain['collected']} collected genomes" if retrain["collected"] == retrain["jobs"]
+    basis = (f"the {retrain['collected']} collected genomes" if retrain["collected"] == retrain["genomes"]
              else f"not collected yet: priced as the search's networks, ~{search['mflop']:,.0f} MFLOP")
+    if retrain["seeds"] > 1:
+        basis += f", {retrain['seeds']} seeds each"
     lines = [
         f"stage    jobs  {unit:>7}  per job  basis",
         f"search  {1:>5}  {search['hours']:7.1f}  {_duration(search['hours'] * 3600):>7}  "

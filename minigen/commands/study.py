@@ -37,9 +37,11 @@ def register(sub) -> None:
         "retrain", help="retrain one arm x seed's best genome on the full data",
         description="Retrain OUT/ARM/seed_SEED/genomes/genome_0.json for study.retrain_epochs with "
         "retrain.recipe (the arm's overrides applied) and seed SEED, into "
-        "OUT/ARM/seed_SEED/retrain/genome_0/ (as `minigen retrain`, resumable per epoch).")
+        "OUT/ARM/seed_SEED/retrain/genome_0/seed_SEED/ (as `minigen retrain`, resumable per epoch).")
     _arm_and_seed(retrain)
     add_folder_option(retrain, "--raw", "data/raw", "CIFAR-10 python batches, from `minigen download`")
+    add_folder_option(retrain, "--mini", "data/mini", "the frozen mini set: its test images are left out of "
+                      "clean_test_accuracy")
     add_folder_option(retrain, "--out", ARMS_ROOT, "the arms' folder")
     retrain.set_defaults(func=run_retrain)
     report = actions.add_parser(
@@ -66,7 +68,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     from minigen import settings as P
     from minigen.stages import study
 
-    done = study.retrain(P.load(args.params), args.arm, args.seed, args.raw, args.out)
+    done = study.retrain(P.load(args.params), args.arm, args.seed, args.raw, args.out, args.mini)
     print(f"study retrain: {args.arm} seed {args.seed}: test accuracy {done['test_accuracy']:.2%} "
           f"after {done['epochs']} epochs -> {args.out}")
     return 0

@@ -52,7 +52,16 @@ def _budgets(facts: RunFacts) -> str:
     return (f"search: population {s['population']}, {s['generations']} generations per round, at most "
             f"{s['max_rounds']} rounds, {s['epochs']} epochs per network on the mini set; it evaluated "
             f"{facts.search.get('evaluations', 'an unrecorded number of')} networks. "
-            f"Retrain: {r['recipe']} recipe, {r['epochs']} epochs on the full training set")
+            f"Retrain: {r['recipe']} recipe, {r['epochs']} epochs on the full training set{_test_sets(facts)}")
+
+
+def _test_sets(facts: RunFacts) -> str:
+    sizes = sorted({(r.get("test_images"), r.get("clean_test_images")) for r in facts.retrains
+                    if isinstance(r.get("test_images"), int) and isinstance(r.get("clean_test_images"), int)})
+    if not sizes:
+        return ""
+    return "; tested on " + ", ".join(f"all {n:,} test images and on the {m:,} the search never saw"
+                                      for n, m in sizes)
 
 
 def _study(facts: RunFacts, what: str) -> tuple[str, str]:
@@ -126,9 +135,10 @@ def gather(params: dict, search_dir: Path, retrain_root: Path, code: dict) -> Ru
     search.update(_where(search.get("placement")))
     retrains = []
     for index in params["collect"]["indices"]:
-        folder = formats.retrain_dir(retrain_root, index)
-        record = {**_read(folder / "metrics.json"), **_read(folder / formats.COST_FILE)}
-        retrains.append({"seed": params["seed"], **record, **_where(record.get("placement"))})
+        for seed in params["retrain"]["seeds"]:
+            folder = formats.retrain_dir(retrain_root, index, seed)
+            record = {**_read(folder / "metrics.json"), **_read(folder / formats.COST_FILE)}
+            retrains.append({"seed": seed, **record, **_where(record.get("placement"))})
     return RunFacts(params=params, code=code, search=search, retrains=retrains)
 
 

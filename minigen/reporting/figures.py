@@ -49,14 +49,19 @@ def mini_vs_full_data(entries: list[dict]) -> dict:
 
 
 def curves_data(entries: list[dict]) -> dict[int, dict]:
-    """Test accuracy per retraining epoch, per genome index."""
-    return {
-        e["index"]: {
-            "epoch": [row["epoch"] for row in e["curve"]],
-            "test_accuracy": [row["test_accuracy"] for row in e["curve"]],
+    """Test accuracy per retraining epoch, per genome index: the mean over its seeds, and
+    the lowest and highest seed's."""
+    data = {}
+    for e in sorted(entries, key=lambda e: e["index"]):
+        per_epoch = list(zip(*([row["test_accuracy"] for row in curve] for curve in e["curves"])))
+        data[e["index"]] = {
+            "epoch": [row["epoch"] for row in e["curves"][0]],
+            "test_accuracy": [sum(values) / len(values) for values in per_epoch],
+            "low": [min(values) for values in per_epoch],
+            "high": [max(values) for values in per_epoch],
+            "seeds": len(e["curves"]),
         }
-        for e in sorted(entries, key=lambda e: e["index"])
-    }
+    return data
 
 
 # ---------------------------------------------------------------- drawing
@@ -135,12 +140,16 @@ def draw_curves(data: dict[int, dict]) -> bytes:
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axis = figure.add_subplot()
     for index, curve in data.items():
-        axis.plot(curve["epoch"], curve["test_accuracy"], marker="o", markersize=3, label=f"genome {index}")
+        line, = axis.plot(curve["epoch"], curve["test_accuracy"], marker="o", markersize=3, label=f"genome {index}")
+        if curve["seeds"] > 1:
+            axis.fill_between(curve["epoch"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2)
 
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("test accuracy")
-    axis.set_title("Retraining on the full training set")
+    seeds = max((curve["seeds"] for curve in data.values()), default=1)
+    axis.set_title("Retraining on the full training set" + (
+        f" (mean of {seeds} seeds; band: lowest to highest)" if seeds > 1 else ""))
     if data:
         axis.legend(fontsize=8, ncol=2)
     return _png(figure)

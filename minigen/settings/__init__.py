@@ -194,6 +194,10 @@ class Retrain(Section):
     weight_decay: NonNegative = 0.0005
     label_smoothing: Fraction = 0.1
     warmup_epochs: _integer(0, MAX_COUNT) = 2
+    # Each genome is retrained once per seed (the paper: once, with `seed`); spelled out,
+    # as DVC's `matrix` needs. Left out (null), it is [seed] (`Params` fills it in).
+    seeds: Optional[Annotated[list[Seed], AfterValidator(_distinct)]] = Field(
+        None, min_length=1, max_length=64, description="a list of 1 to 64 distinct seeds in [0, 2**32), or null")
 
 
 ArmName = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="a name of 1 to 32 "
@@ -251,6 +255,18 @@ class Params(Section):
     retrain: Retrain = Retrain()
     study: Study = Study()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_retrain_seeds(cls, data: Any) -> Any:
+        """retrain.seeds left out or null: [seed], the paper's single retrain."""
+        if not isinstance(data, dict):
+            return data
+        retrain = data.get("retrain", {})
+        seed = data.get("seed", cls.model_fields["seed"].default)
+        if isinstance(retrain, dict) and retrain.get("seeds") is None and type(seed) is int:
+            return {**data, "retrain": {**retrain, "seeds": [seed]}}
+        return data
+
     @model_validator(mode="after")
     def _arms_apply(self, info: ValidationInfo) -> "Params":
         if not (info.context or {}).get("arm"):  # an arm's own settings were built from checked ones
@@ -267,6 +283,7 @@ def arm_settings(params: Params, arm: str, seed: int | None = None) -> Params:
         tree[section] = {**tree[section], **values}
     tree["retrain"]["epochs"] = params.study.retrain_epochs
     tree["seed"] = params.seed if seed is None else seed
+    tree["retrain"]["seeds"] = [tree["seed"]]  # one retrain per arm and seed, with that seed
     try:
         return Params.model_validate(tree, context={"arm": arm})
     except ValidationError as exc:
@@ -285,6 +302,7 @@ def as_dict(params: Params) -> dict:
 DEFAULTS: dict = as_dict(PAPER)  # a template for params built in code (tests, tools)
 DEFAULTS["collect"]["indices"] = None  # so a copy with another top_k needs no new indices
 DEFAULTS["study"]["compared"] = None  # so a copy with other arms needs no new list
+DEFAULTS["retrain"]["seeds"] = None  # so a copy with another seed retrains with it
 
 
 # ---------------------------------------------------------------- loading

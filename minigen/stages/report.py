@@ -1,20 +1,24 @@
 """The `report` stage: the paper's Table III, its Fig. 4 and the summary metrics.
 
 Reads the search's `generations.csv`, the collected genomes (their mini-set accuracy) and
-every retrained genome i < `collect.top_k`, and writes `results/report/`:
+every retrained genome i < `collect.top_k`, once per seed of `retrain.seeds`, and writes
+`results/report/`:
 
 - `table.md`, `table.html`, `table.csv`: Table III's columns (index = order found, test
   accuracy, true parameters, FLOPs, accuracy-to-parameter ratio on the true and on twice
-  the true count) plus the mini-set accuracy, sorted by the true-count ratio, descending;
-  for a genome the paper published, its accuracy, parameter figure and ratio beside ours.
-  The HTML is for Snakemake's report.
+  the true count) plus the accuracy on the test images the search never saw, the number
+  of seeds and the mini-set accuracy, sorted by the true-count ratio, descending; for a
+  genome the paper published, its accuracy, parameter figure and ratio beside ours. With
+  several seeds, accuracies are means, with their sample standard deviation, and the
+  ratios use the mean. The HTML is for Snakemake's report.
 - `fig4_generations.png`, `search_curve.png`, `mini_vs_full.png`, `retrain_curves.png`
   (see `figures`), and `mini_vs_full.csv`, the data of `mini_vs_full.png` for `dvc plots`.
-- `metrics.json`: mean and best test accuracy, the best's parameters, and Kendall's tau
-  between mini-set and full test accuracy (does the mini set rank architectures as the
-  full set does?).
-- `best_model.safetensors`: the weights of the genome with the best test accuracy (the
-  DVC `best-model` artifact).
+- `metrics.json`: mean and best test accuracy (all images and unseen ones), the best's
+  parameters, and Kendall's tau between mini-set and full test accuracy, means over
+  seeds (does the mini set rank architectures as the full set does?).
+- `best_model.safetensors`: the weights of the genome with the best mean test accuracy,
+  retrained with the first of `retrain.seeds` (the DVC `best-model` artifact): the first
+  seed, not the luckiest, so the test set picks no seed.
 
 The ratio is the paper's formula: accuracy as a fraction over parameters in millions
 (Table III lists 74.7 % at 0.9 M as 0.83). The paper's parameter figures are about twice
@@ -25,11 +29,14 @@ from __future__ import annotations
 
 import html
 import math
+import statistics
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Callable
 
 from minigen import log as messages
+from minigen import settings as P
 from minigen.store import atomic
 from minigen.reporting import checklist, figures
 from minigen.reporting import paper_facts
@@ -38,10 +45,12 @@ from minigen.store import formats, provenance
 from minigen.errors import UserError
 
 TABLE_COLUMNS = (
-    "index", "genome_id", "source", "test_accuracy", "params", "flops", "ratio_true_params", "ratio_doubled_params",
+    "index", "genome_id", "source", "seeds", "test_accuracy", "test_accuracy_std", "clean_test_accuracy",
+    "clean_test_accuracy_std", "params", "flops", "ratio_true_params", "ratio_doubled_params",
     "mini_accuracy", "paper_index", "paper_accuracy", "paper_params_millions", "paper_ratio",
 )
-METRICS_KEYS = ("genome_id", "test_accuracy", "params", "flops", "epochs", "recipe")
+METRICS_KEYS = ("genome_id", "seed", "test_accuracy", "clean_test_accuracy", "clean_test_images", "params", "flops",
+                "epochs", "recipe")
 WEIGHTS = formats.WEIGHTS
 BEST_MODEL = "best_model.safetensors"
 FIGURES = {
@@ -75,22 +84,28 @@ def read_generations(search_dir: str | Path) -> list[dict]:
                         "or mean_accuracy") from None
 
 
-def read_retrained(retrain_dir: str | Path, index: int, genome_id: str) -> dict:
-    """The metrics and curve of `retrain_dir/genome_{index}`, checked against the genome."""
-    folder = formats.retrain_dir(retrain_dir, index)
+def _is_accuracy(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def read_retrained(retrain_dir: str | Path, index: int, seed: int, genome_id: str) -> dict:
+    """The metrics and curve of genome `index`'s retrain with `seed`, checked against the genome."""
+    folder = formats.retrain_dir(retrain_dir, index, seed)
+    again = f"run `minigen retrain {index} {seed}`"
     if not folder.is_dir():
-        raise UserError(f"retrained genome folder {folder} is missing (run `minigen retrain {index}`)")
+        raise UserError(f"retrained genome folder {folder} is missing ({again})")
     if not (folder / WEIGHTS).is_file():
-        raise UserError(f"{folder} is incomplete: {WEIGHTS} is missing (run `minigen retrain {index}` again)")
+        raise UserError(f"{folder} is incomplete: {WEIGHTS} is missing ({again} again)")
     metrics = atomic.read_json(folder / "metrics.json", "retrain metrics")
     if not isinstance(metrics, dict) or any(key not in metrics for key in METRICS_KEYS):
-        raise UserError(f"{folder / 'metrics.json'} is malformed: it needs {', '.join(METRICS_KEYS)}")
-    accuracy = metrics["test_accuracy"]
-    if not isinstance(accuracy, (int, float)) or not 0.0 <= accuracy <= 1.0:
-        raise UserError(f"{folder / 'metrics.json'} is malformed: test_accuracy {accuracy!r} is not in [0, 1]")
-    if metrics["genome_id"] != genome_id:
-        raise UserError(f"{folder} holds genome {metrics['genome_id']}, but genome_{index}.json is {genome_id} "
-                        f"(run `minigen retrain {index}` again)")
+        raise UserError(f"{folder / 'metrics.json'} is malformed: it needs {', '.join(METRICS_KEYS)} ({again} again)")
+    for key in ("test_accuracy", "clean_test_accuracy"):
+        value = metrics[key]
+        if not _is_accuracy(value) and not (key == "clean_test_accuracy" and value is None):
+            raise UserError(f"{folder / 'metrics.json'} is malformed: {key} {value!r} is not in [0, 1]")
+    if metrics["genome_id"] != genome_id or metrics["seed"] != seed:
+        raise UserError(f"{folder} holds genome {metrics['genome_id']} with seed {metrics['seed']!r}, but "
+                        f"genome_{index}.json is {genome_id} and the folder is seed {seed} ({again} again)")
     rows = formats.read_csv(folder / "curve.csv", formats.CURVE_COLUMNS, "retrain curve")
     try:
         curve = [{"epoch": int(r["epoch"]), **{k: float(r[k]) for k in formats.CURVE_COLUMNS[1:]}} for r in rows]
@@ -99,25 +114,39 @@ def read_retrained(retrain_dir: str | Path, index: int, genome_id: str) -> dict:
     return {**metrics, "curve": curve}
 
 
-def load_entries(top_k: int, genomes_dir: str | Path, retrain_dir: str | Path) -> list[dict]:
-    """One entry per genome i < top_k: its collect record joined with its retrain results."""
+def spread(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None with one value); (None, None) if any is None."""
+    if any(value is None for value in values):
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def load_entries(top_k: int, seeds: list[int], genomes_dir: str | Path, retrain_dir: str | Path) -> list[dict]:
+    """One entry per genome i < top_k: its collect record joined with its retrains, one per seed."""
     entries = []
     for index in range(top_k):
         record = records.load_record(genomes_dir, index)
-        retrained = read_retrained(retrain_dir, index, record["genome_id"])
+        runs = [read_retrained(retrain_dir, index, seed, record["genome_id"]) for seed in seeds]
         mini = record["search"].get("accuracy")
+        test_mean, test_std = spread([float(run["test_accuracy"]) for run in runs])
+        clean_mean, clean_std = spread([run["clean_test_accuracy"] for run in runs])
         entries.append({
             "index": index,
             "genome_id": record["genome_id"],
             "source": record.get("source"),
             "mini_accuracy": float(mini) if isinstance(mini, (int, float)) else None,
-            "test_accuracy": float(retrained["test_accuracy"]),
-            "params": int(retrained["params"]),
-            "flops": int(retrained["flops"]),
-            "epochs": retrained["epochs"],
-            "recipe": retrained["recipe"],
-            "test_images": retrained.get("test_images"),
-            "curve": retrained["curve"],
+            "seeds": len(runs),
+            "test_accuracy": test_mean,
+            "test_accuracy_std": test_std,
+            "clean_test_accuracy": clean_mean,
+            "clean_test_accuracy_std": clean_std,
+            "params": int(runs[0]["params"]),
+            "flops": int(runs[0]["flops"]),
+            "epochs": runs[0]["epochs"],
+            "recipe": runs[0]["recipe"],
+            "test_images": runs[0].get("test_images"),
+            "clean_test_images": runs[0]["clean_test_images"],
+            "curves": [run["curve"] for run in runs],
         })
     return entries
 
@@ -134,7 +163,8 @@ def table_rows(entries: list[dict]) -> list[dict]:
             "index": e["index"],
             "genome_id": e["genome_id"],
             "source": e["source"],
-            "test_accuracy": e["test_accuracy"],
+            **{key: e[key] for key in ("seeds", "test_accuracy", "test_accuracy_std", "clean_test_accuracy",
+                                       "clean_test_accuracy_std")},
             "params": e["params"],
             "flops": e["flops"],
             "ratio_true_params": ratio(e["test_accuracy"], e["params"]),
@@ -160,8 +190,13 @@ def _millions(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value / 1e6:.{digits}f}M"
 
 
-TABLE_HEADER = ("Index", "Acc.", "Parameters", "FLOPs", "Ratio (true params)", "Ratio (2x params)", "Mini acc.",
-                "Paper index", "Paper acc.", "Paper parameters", "Paper ratio")
+def _mean_std(mean: float | None, std: float | None) -> str:
+    """A percentage, with ± the standard deviation in percentage points when there is one."""
+    return _percent(mean, 2) if std is None or mean is None else f"{_percent(mean, 2)} ± {100 * std:.2f}"
+
+
+TABLE_HEADER = ("Index", "Acc.", "Acc. unseen", "Seeds", "Parameters", "FLOPs", "Ratio (true params)",
+                "Ratio (2x params)", "Mini acc.", "Paper index", "Paper acc.", "Paper parameters", "Paper ratio")
 
 
 def table_cells(rows: list[dict]) -> list[list[str]]:
@@ -173,7 +208,9 @@ def table_cells(rows: list[dict]) -> list[list[str]]:
         else:
             paper = [str(r["paper_index"]), _percent(r["paper_accuracy"]), f"{r['paper_params_millions']}M",
                      f"{r['paper_ratio']:.2f}"]
-        ours = [str(r["index"]), _percent(r["test_accuracy"], 2), f"{_millions(r['params'])} ({r['params']:,})",
+        ours = [str(r["index"]), _mean_std(r["test_accuracy"], r["test_accuracy_std"]),
+                _mean_std(r["clean_test_accuracy"], r["clean_test_accuracy_std"]), str(r["seeds"]),
+                f"{_millions(r['params'])} ({r['params']:,})",
                 _millions(r["flops"], 1), f"{r['ratio_true_params']:.2f}", f"{r['ratio_doubled_params']:.2f}",
                 _percent(r["mini_accuracy"])]
         cells.append(ours + paper)
@@ -184,17 +221,25 @@ def table_notes(entries: list[dict]) -> list[str]:
     """The lines under the table's title: how it was made and how to read it."""
     recipes = sorted({f"{e['recipe']} recipe, {e['epochs']} epochs" for e in entries})
     images = sorted({e["test_images"] for e in entries if e.get("test_images")})
-    return [
-        f"Retrained with the {'; '.join(recipes)}"
-        + (f"; accuracy on {', '.join(f'{n:,}' for n in images)} test images." if images else "."),
-        "Parameters are true counts; the paper's figure counted every layer twice. The",
-        "Acc-to-Param Ratio is accuracy (a fraction) over parameters in millions: \"Ratio (true",
-        "params)\" divides by the true count, and the table is sorted by it; \"Ratio (2x params)\"",
-        "divides by twice the true count, the paper's convention, and is the one to compare with",
-        "the paper's ratio. FLOPs are per 32x32 image, forward pass, 2 per multiply-add. Mini acc.",
-        "is the genome's accuracy on the mini test set during the search. Paper columns: the",
-        "published genome with the same encoding, if any.",
-    ]
+    unseen = sorted({e["clean_test_images"] for e in entries})
+    seeds = sorted({e["seeds"] for e in entries})
+    spread_note = (f"Each genome was retrained with {', '.join(map(str, seeds))} seeds: accuracies are means, "
+                   "± the sample standard deviation over seeds in percentage points, and the ratios use the "
+                   "means." if seeds != [1] else "Each genome was retrained once (one seed), as in the paper, "
+                   "so the table shows no spread: `retrain.seeds` with several seeds gives mean ± std.")
+    text = (
+        f"Retrained with the {'; '.join(recipes)}. "
+        + (f"Acc. is on all {', '.join(f'{n:,}' for n in images)} test images, as in the paper; " if images else "")
+        + f"Acc. unseen on the {', '.join(f'{n:,}' for n in unseen)} the search never saw: the mini set's test "
+        f"images chose the genomes, so they are left out. {spread_note} "
+        "Parameters are true counts; the paper's figure counted every layer twice. The Acc-to-Param Ratio "
+        "is accuracy (a fraction) over parameters in millions: \"Ratio (true params)\" divides by the true "
+        "count, and the table is sorted by it; \"Ratio (2x params)\" divides by twice the true count, the "
+        "paper's convention, and is the one to compare with the paper's ratio. FLOPs are per 32x32 image, "
+        "forward pass, 2 per multiply-add. Mini acc. is the genome's accuracy on the mini test set during "
+        "the search. Paper columns: the published genome with the same encoding, if any."
+    )
+    return textwrap.wrap(text, width=90)
 
 
 def table_title(rows: list[dict]) -> str:
@@ -241,14 +286,21 @@ def kendall(mini: list[float], full: list[float]) -> dict:
     return {"kendall_tau": tau, "kendall_p_value": None if math.isnan(p_value) else p_value, "kendall_note": None}
 
 
-def summary_metrics(entries: list[dict]) -> dict:
+def summary_metrics(entries: list[dict], seeds: list[int]) -> dict:
+    """Over genomes, each one's mean over seeds; the best is the best mean test accuracy."""
     best = max(entries, key=lambda e: (e["test_accuracy"], -e["index"]))
     pairs = figures.mini_vs_full_data(entries)
+    clean = [e["clean_test_accuracy"] for e in entries]
     return {
         "genomes": len(entries),
-        "mean_test_accuracy": sum(e["test_accuracy"] for e in entries) / len(entries),
+        "retrain_seeds": len(seeds),
+        "mean_test_accuracy": statistics.fmean(e["test_accuracy"] for e in entries),
+        "mean_clean_test_accuracy": None if None in clean else statistics.fmean(clean),
         "best_test_accuracy": best["test_accuracy"],
+        "best_test_accuracy_std": best["test_accuracy_std"],
+        "best_clean_test_accuracy": best["clean_test_accuracy"],
         "best_index": best["index"],
+        "best_seed": seeds[0],
         "best_params": best["params"],
         "kendall_genomes": len(pairs["index"]),
         **kendall(pairs["mini_accuracy"], pairs["test_accuracy"]),
@@ -268,9 +320,11 @@ def report(
 ) -> dict:
     """Write the report folder; return its metrics."""
     generations = read_generations(search_dir)
-    entries = load_entries(params["collect"]["top_k"], genomes_dir, retrain_dir)
+    params = P.validate(params)  # retrain.seeds filled in where left out
+    seeds = params["retrain"]["seeds"]
+    entries = load_entries(params["collect"]["top_k"], seeds, genomes_dir, retrain_dir)
     rows = table_rows(entries)
-    metrics = summary_metrics(entries)
+    metrics = summary_metrics(entries, seeds)
     if metrics["kendall_note"]:
         log(f"Kendall's tau is null: {metrics['kendall_note']}")
     pairs = figures.mini_vs_full_data(entries)
@@ -289,7 +343,7 @@ def report(
         atomic.write_json(staging / "metrics.json", metrics)
         facts = checklist.gather(params, Path(search_dir), Path(retrain_dir), provenance.code_version())
         atomic.write_text(staging / "checklist.md", checklist.render(facts))
-        best_weights = formats.retrain_dir(retrain_dir, metrics["best_index"]) / WEIGHTS
+        best_weights = formats.retrain_dir(retrain_dir, metrics["best_index"], metrics["best_seed"]) / WEIGHTS
         atomic.write_bytes(staging / BEST_MODEL, best_weights.read_bytes())
         for name, draw in FIGURES.items():
             atomic.write_bytes(staging / name, draw(data[name]))

@@ -10,7 +10,8 @@ the pipeline's) and `study.retrain_epochs` (`settings.arm_settings`). Its folder
 - `genomes/genome_0.json`: its best genome by mini-set accuracy (ties: the first
   evaluated), in collect's record format: the mini accuracy is what the study questions,
   so the study retrains the genome the search rates best;
-- `retrain/genome_0/`: that genome retrained by the retrain stage (resumable per epoch).
+- `retrain/genome_0/seed_{seed}/`: that genome retrained by the retrain stage under
+  `seed` (resumable per epoch).
 
 A random arm without a `search.budget` evaluates exactly as many networks as the
 reference arm's search of the same seed did, read from that search's outputs: the two
@@ -98,8 +99,9 @@ def search(params: P.Params | dict, arm: str, seed: int, mini_dir: str | Path = 
 
 
 def retrain(params: P.Params | dict, arm: str, seed: int, raw_dir: str | Path = "data/raw",
-            arms_root: str | Path = "results/study/arms") -> dict:
-    """Retrain arm `arm`'s best genome under `seed` on the full data (retrain/genome_0/)."""
+            arms_root: str | Path = "results/study/arms", mini_dir: str | Path = "data/mini") -> dict:
+    """Retrain arm `arm`'s best genome under `seed` on the full data (retrain/genome_0/seed_{seed}/)."""
     job = job_settings(params, arm, seed)
     folder = formats.study_run_dir(arms_root, arm, seed)
-    return retrain_stage.retrain(P.as_dict(job), 0, folder / "genomes", raw_dir, folder / "retrain")
+    return retrain_stage.retrain(P.as_dict(job), 0, folder / "genomes", raw_dir, folder / "retrain",
+                                 seed=seed, mini_dir=mini_dir)

@@ -31,7 +31,7 @@ from minigen.stages import report as pipeline_report
 from minigen.store import atomic, formats
 
 log = messages.logger("study").info
-RUN_COLUMNS = ("arm", "seed", "genome_id", "best_mini_accuracy", "test_accuracy", "last_change", "generations",
+RUN_COLUMNS = ("arm", "seed", "genome_id", "best_mini_accuracy", "test_accuracy", "clean_test_accuracy", "last_change", "generations",
                "evaluations", "trained", "search_seconds", "retrain_seconds", "device")
 COMPARED = {"best_mini_accuracy": "best mini-set accuracy", "test_accuracy": "full test accuracy",
             "last_change": "last change of the best"}
@@ -78,14 +78,15 @@ def read_run(arms_root: Path, arm: str, seed: int) -> dict:
     search = read_results(folder / "search", "search results")
     curve = [row for row in pipeline_report.read_generations(folder / "search") if row["round"] == 0]
     record = records.load_record(folder / "genomes", 0)
-    retrained = pipeline_report.read_retrained(folder / "retrain", 0, record["genome_id"])
-    cost = read_results(formats.retrain_dir(folder / "retrain", 0), "retrain results")
+    retrained = pipeline_report.read_retrained(folder / "retrain", 0, seed, record["genome_id"])
+    cost = read_results(formats.retrain_dir(folder / "retrain", 0, seed), "retrain results")
     devices = {str((search.get("placement") or {}).get("device", "cpu")).split(":")[0],
                str(retrained.get("device_kind", cost.get("device_kind", "cpu"))).split(":")[0]}
     return {
         "arm": arm, "seed": seed, "genome_id": record["genome_id"],
         "best_mini_accuracy": float(record["search"]["accuracy"]),
         "test_accuracy": float(retrained["test_accuracy"]),
+        "clean_test_accuracy": retrained["clean_test_accuracy"],
         "last_change": last_change(best_ids(folder / "search" / "history.jsonl")),
         "generations": len(curve), "curve": curve,
         "evaluations": search.get("evaluations"), "trained": search.get("trained"),

@@ -36,9 +36,9 @@ def genome_file(genomes_dir: str | Path, index: int) -> Path:
     return Path(genomes_dir) / f"genome_{index}.json"
 
 
-def retrain_dir(retrain_root: str | Path, index: int) -> Path:
-    """retrain -> report: the outputs of the i-th genome's retrain."""
-    return Path(retrain_root) / f"genome_{index}"
+def retrain_dir(retrain_root: str | Path, index: int, seed: int) -> Path:
+    """retrain -> report: the outputs of the i-th genome's retrain with seed `seed`."""
+    return Path(retrain_root) / f"genome_{index}" / f"seed_{seed}"
 
 
 def json_sha256(obj) -> str:
@@ -103,5 +103,5 @@ COST_FILE = "cost.json"  # beside a stage's metrics.json: what its run took
 
 def study_run_dir(arms_root: str | Path, arm: str, seed: int) -> Path:
     """The study's arm `arm` with seed `seed`: its search/, genomes/genome_0.json (its best
-    genome) and retrain/genome_0/."""
+    genome) and retrain/genome_0/seed_{seed}/."""
     return Path(arms_root) / arm / f"seed_{seed}"

@@ -1,6 +1,7 @@
 """The code version behind an output: minigen's version, the git commit of its source and
-whether that tree had uncommitted changes, the torch version, and the fingerprint of the
-code that decides results. Every stage's metrics.json records it."""
+whether that tree had uncommitted changes, and the torch version. Every training stage's
+cost.json records it, and the report's checklist.md names it; metrics.json stays free of
+commit hashes, so `dvc metrics diff` shows only results that differ."""
 
 from __future__ import annotations
 

@@ -198,7 +198,8 @@ def plan(params: dict, genomes_dir: str | Path, gpus: list[int]) -> dict:
     """Each GPU stage's jobs, hours and basis, and the wall time on each of `gpus` cards."""
     search = params["search"]
     genome_mflops = [genome_mflop_of(Path(genomes_dir) / f"genome_{i}.json") for i in range(params["collect"]["top_k"])]
-    retrains = [retrain_seconds(params, m) for m in genome_mflops]
+    seeds = len(params["retrain"].get("seeds") or [params["seed"]])  # one retrain job per genome x seed
+    retrains = [retrain_seconds(params, m) for m in genome_mflops for _ in range(seeds)]
     evaluations = sum(search_evaluations(search))
     search_hours = search_seconds(params) / 3600
     walls = {}
@@ -214,7 +215,7 @@ def plan(params: dict, genomes_dir: str | Path, gpus: list[int]) -> dict:
         },
         "retrain": {
             "jobs": len(retrains), "hours": sum(retrains) / 3600, "per_job": retrains,
-            "collected": sum(m is not None for m in genome_mflops),
+            "collected": sum(m is not None for m in genome_mflops), "genomes": len(genome_mflops), "seeds": seeds,
         },
         "total_hours": search_hours + sum(retrains) / 3600,
         "wall": walls,

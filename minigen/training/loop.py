@@ -76,6 +76,7 @@ class Split:
 class FitResult:
     test_accuracy: float | None
     curve: list[dict] = field(default_factory=list)
+    test_correct: torch.Tensor | None = None  # per test image, on the CPU: was it classified right?
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -134,14 +135,19 @@ def autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: Split, precision: str = "fp32") -> float:
+def correct_mask(model: nn.Module, data: Split, precision: str = "fp32") -> torch.Tensor:
+    """Per image of `data`, whether `model` classifies it right (bool, on data's device)."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=data.x.device)
+    hits = torch.empty(len(data), dtype=torch.bool, device=data.x.device)
     for start in range(0, len(data), EVAL_BATCH):
         with autocast(data.x.device, precision):
             logits = model(normalize(data.x[start : start + EVAL_BATCH]))
-        correct += (logits.argmax(1) == data.y[start : start + EVAL_BATCH]).sum()
-    return correct.item() / len(data)
+        hits[start : start + EVAL_BATCH] = logits.argmax(1) == data.y[start : start + EVAL_BATCH]
+    return hits
+
+
+def accuracy(model: nn.Module, data: Split, precision: str = "fp32") -> float:
+    return correct_mask(model, data, precision).sum().item() / len(data)  # one host sync
 
 
 def _train_epoch(model: nn.Module, train: Split, padded: torch.Tensor | None, recipe: Recipe, epoch: int,
@@ -225,8 +231,10 @@ def fit(
     # A last step can blow the weights up after the last loss was read: fail, don't score.
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise TrainingFailed(f"weights are not finite after epoch {recipe.epochs}")
-    final = accuracy(model, test, recipe.precision) if test is not None else None
-    return FitResult(test_accuracy=final, curve=curve)
+    if test is None:
+        return FitResult(test_accuracy=None, curve=curve)
+    hits = correct_mask(model, test, recipe.precision)
+    return FitResult(test_accuracy=hits.sum().item() / len(test), curve=curve, test_correct=hits.cpu())
 
 
 def build_seeded(genome, seed: int, device: torch.device) -> nn.Module:

@@ -75,7 +75,7 @@ def settings(*names):
     for name in names:
         value = config
         for key in name.split("."):
-            value = value[key]
+            value = value.get(key) if isinstance(value, dict) else None  # left out: its default
         chosen[name] = value
     return chosen
 
@@ -97,11 +97,21 @@ def collected():
     return range(config["collect"]["top_k"])
 
 
+def retrain_seeds():
+    """retrain.seeds; left out or null, [seed] (as minigen.settings fills it in)."""
+    return config["retrain"].get("seeds") or [config["seed"]]
+
+
+def retrain_jobs(pattern):
+    """`pattern` ({i}, {seed}) for every retrain job: each collected genome x each seed."""
+    return expand(pattern, i=collected(), seed=retrain_seeds())
+
+
 def runtimes():
     """Every job's benchmark file, marked for `snakemake --report` (rule `all` lists them).
     Each carries its job's wall-clock time and peak memory as labels, so the report's
     Runtime list shows them without opening a file."""
-    jobs = ["download", "sample", "search", "collect", *(f"retrain/genome_{i}" for i in collected()), "report"]
+    jobs = ["download", "sample", "search", "collect", *retrain_jobs("retrain/genome_{i}/seed_{seed}"), "report"]
     return [report(f"benchmarks/{job}.tsv", caption="workflow/report/benchmarks.rst", category="Runtime",
                    labels=_runtime_labels(job)) for job in jobs]
 

@@ -6,7 +6,7 @@ rule report:
         code=stage_code("report"),
         search="results/search",
         genomes=expand("results/genomes/genome_{i}.json", i=collected()),
-        retrain=expand("results/retrain/genome_{i}", i=collected()),
+        retrain=retrain_jobs("results/retrain/genome_{i}/seed_{seed}"),
     # Files, not the folder (dvc.yaml's output), so each one marked for `snakemake --report`
     # gets its own caption (workflow/report/).
     output:

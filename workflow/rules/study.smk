@@ -68,6 +68,7 @@ rule study_retrain:
         code=study_code("study_retrain"),
         genomes=f"{STUDY_ARMS}/{{arm}}/seed_{{seed}}/genomes",
         raw="data/raw",
+        mini="data/mini",
     output:
         retrain=directory(f"{STUDY_ARMS}/{{arm}}/seed_{{seed}}/retrain/genome_0"),
     params:
@@ -89,7 +90,7 @@ rule study_retrain:
         cpus_per_task=cpus,
     shell:
         f"CUBLAS_WORKSPACE_CONFIG=:16:8 minigen study retrain {{wildcards.arm}} {{wildcards.seed}}"
-        f" --params {{params.file}} --raw {{input.raw}} --out {STUDY_ARMS} 2>&1 | tee {{log}}"
+        f" --params {{params.file}} --raw {{input.raw}} --mini {{input.mini}} --out {STUDY_ARMS} 2>&1 | tee {{log}}"
 
 
 rule study_report:
