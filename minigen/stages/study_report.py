@@ -31,8 +31,8 @@ from minigen.stages import report as pipeline_report
 from minigen.store import atomic, formats
 
 log = messages.logger("study").info
-RUN_COLUMNS = ("arm", "seed", "genome_id", "best_mini_accuracy", "test_accuracy", "clean_test_accuracy", "last_change", "generations",
-               "evaluations", "trained", "search_seconds", "retrain_seconds", "device")
+RUN_COLUMNS = ("arm", "seed", "genome_id", "best_mini_accuracy", "test_accuracy", "clean_test_accuracy", "last_change",
+               "generations", "evaluations", "trained", "search_seconds", "retrain_seconds", "device")
 COMPARED = {"best_mini_accuracy": "best mini-set accuracy", "test_accuracy": "full test accuracy",
             "last_change": "last change of the best"}
 TABLE_COLUMNS = ("arm", "seeds", *(f"{key}_{part}" for key in COMPARED for part in ("mean", "std", "p")),
