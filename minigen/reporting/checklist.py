@@ -129,16 +129,12 @@ def render(facts: RunFacts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gather(params: dict, search_dir: Path, retrain_root: Path, code: dict) -> RunFacts:
-    """The facts of a finished run, from its outputs' metrics.json and cost.json files."""
+def gather(params: dict, search_dir: Path, runs: list[dict], code: dict) -> RunFacts:
+    """The facts of a finished run: its search's metrics.json and cost.json files, and its
+    retrains as the report read them (`report.read_retrained`: metrics, with their cost)."""
     search = {**_read(Path(search_dir) / "metrics.json"), **_read(Path(search_dir) / formats.COST_FILE)}
     search.update(_where(search.get("placement")))
-    retrains = []
-    for index in params["collect"]["indices"]:
-        for seed in params["retrain"]["seeds"]:
-            folder = formats.retrain_dir(retrain_root, index, seed)
-            record = {**_read(folder / "metrics.json"), **_read(folder / formats.COST_FILE)}
-            retrains.append({"seed": seed, **record, **_where(record.get("placement"))})
+    retrains = [{**run, **run["cost"], **_where(run["cost"].get("placement"))} for run in runs]
     return RunFacts(params=params, code=code, search=search, retrains=retrains)
 
 

@@ -77,6 +77,7 @@ NonNegative = _real("a finite number >= 0", ge=0)
 Probability = _real("a probability: a finite number in [0, 1]", ge=0, le=1)
 Fraction = _real("a finite number in [0, 1)", ge=0, lt=1)
 Seed = Annotated[StrictInt, Field(ge=0, lt=SEED_LIMIT, description="an integer in [0, 2**32)")]
+Seeds = Annotated[list[Seed], AfterValidator(_distinct)]
 Device = Annotated[StrictStr, Field(pattern=r"^(auto|cpu|cuda(:[0-9]{1,3})?)$",
                                     description="auto, cpu, cuda or cuda:N")]
 Text = Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f]*$")]  # no NUL or newline in a path
@@ -196,7 +197,7 @@ class Retrain(Section):
     warmup_epochs: _integer(0, MAX_COUNT) = 2
     # Each genome is retrained once per seed (the paper: once, with `seed`); spelled out,
     # as DVC's `matrix` needs. Left out (null), it is [seed] (`Params` fills it in).
-    seeds: Optional[Annotated[list[Seed], AfterValidator(_distinct)]] = Field(
+    seeds: Optional[Seeds] = Field(
         None, min_length=1, max_length=64, description="a list of 1 to 64 distinct seeds in [0, 2**32), or null")
 
 
@@ -216,7 +217,7 @@ class Study(Section):
         "digits, _) to overrides of the space, search and retrain sections")
     # The arms but the reference, spelled out: DVC's `matrix` cannot leave one out. Null follows arms.
     compared: Optional[list[ArmName]] = Field(None, description="study.arms without study.reference, or null")
-    seeds: Annotated[list[Seed], AfterValidator(_distinct)] = Field(
+    seeds: Seeds = Field(
         [2809, 2810, 2811], min_length=1, max_length=64, description="a list of 1 to 64 distinct seeds in [0, 2**32)")
     retrain_epochs: Count = 340
 

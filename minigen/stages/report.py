@@ -89,7 +89,9 @@ def _is_accuracy(value) -> bool:
 
 
 def read_retrained(retrain_dir: str | Path, index: int, seed: int, genome_id: str) -> dict:
-    """The metrics and curve of genome `index`'s retrain with `seed`, checked against the genome."""
+    """The metrics, curve and cost (what the run took; {} if it has no cost.json) of genome
+    `index`'s retrain with `seed`, checked against the genome: every reader of a retrain's
+    folder reads it here, once."""
     folder = formats.retrain_dir(retrain_dir, index, seed)
     again = f"run `minigen retrain {index} {seed}`"
     if not folder.is_dir():
@@ -111,7 +113,8 @@ def read_retrained(retrain_dir: str | Path, index: int, seed: int, genome_id: st
         curve = [{"epoch": int(r["epoch"]), **{k: float(r[k]) for k in formats.CURVE_COLUMNS[1:]}} for r in rows]
     except (TypeError, ValueError):
         raise UserError(f"{folder / 'curve.csv'} is malformed: non-numeric values") from None
-    return {**metrics, "curve": curve}
+    cost = atomic.read_json(folder / formats.COST_FILE, "retrain cost") if (folder / formats.COST_FILE).is_file() else {}
+    return {**metrics, "curve": curve, "cost": cost if isinstance(cost, dict) else {}}
 
 
 def spread(values: list[float | None]) -> tuple[float | None, float | None]:
@@ -147,6 +150,7 @@ def load_entries(top_k: int, seeds: list[int], genomes_dir: str | Path, retrain_
             "test_images": runs[0].get("test_images"),
             "clean_test_images": runs[0]["clean_test_images"],
             "curves": [run["curve"] for run in runs],
+            "runs": runs,
         })
     return entries
 
@@ -341,7 +345,8 @@ def report(
         atomic.write_text(staging / "table.csv", table_csv(rows))
         atomic.write_text(staging / "mini_vs_full.csv", formats.csv_text(pair_rows, MINI_VS_FULL_COLUMNS))
         atomic.write_json(staging / "metrics.json", metrics)
-        facts = checklist.gather(params, Path(search_dir), Path(retrain_dir), provenance.code_version())
+        facts = checklist.gather(params, Path(search_dir), [run for e in entries for run in e["runs"]],
+                                 provenance.code_version())
         atomic.write_text(staging / "checklist.md", checklist.render(facts))
         best_weights = formats.retrain_dir(retrain_dir, metrics["best_index"], metrics["best_seed"]) / WEIGHTS
         atomic.write_bytes(staging / BEST_MODEL, best_weights.read_bytes())

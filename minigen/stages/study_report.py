@@ -79,7 +79,7 @@ def read_run(arms_root: Path, arm: str, seed: int) -> dict:
     curve = [row for row in pipeline_report.read_generations(folder / "search") if row["round"] == 0]
     record = records.load_record(folder / "genomes", 0)
     retrained = pipeline_report.read_retrained(folder / "retrain", 0, seed, record["genome_id"])
-    cost = read_results(formats.retrain_dir(folder / "retrain", 0, seed), "retrain results")
+    cost = retrained["cost"]
     devices = {str((search.get("placement") or {}).get("device", "cpu")).split(":")[0],
                str(retrained.get("device_kind", cost.get("device_kind", "cpu"))).split(":")[0]}
     return {

@@ -198,7 +198,7 @@ def plan(params: dict, genomes_dir: str | Path, gpus: list[int]) -> dict:
     """Each GPU stage's jobs, hours and basis, and the wall time on each of `gpus` cards."""
     search = params["search"]
     genome_mflops = [genome_mflop_of(Path(genomes_dir) / f"genome_{i}.json") for i in range(params["collect"]["top_k"])]
-    seeds = len(params["retrain"].get("seeds") or [params["seed"]])  # one retrain job per genome x seed
+    seeds = len(params["retrain"]["seeds"])  # one retrain job per genome x seed
     retrains = [retrain_seconds(params, m) for m in genome_mflops for _ in range(seeds)]
     evaluations = sum(search_evaluations(search))
     search_hours = search_seconds(params) / 3600

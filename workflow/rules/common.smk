@@ -11,14 +11,17 @@ from snakemake.common.configfile import load_configfile
 from snakemake.utils import update_config
 
 from minigen import pipeline
+from minigen import settings as minigen_settings
+from minigen.errors import UserError
 from minigen.store import atomic, code_version
 
 
 # Settings given on Snakemake's command line (--config, --configfile) must be the ones
-# minigen runs with and the ones Snakemake records behind each output. When the merged
-# config is not params.yaml, it is validated now (a bad value stops Snakemake in one line,
-# before any job starts) and written to a file named by its content, which the rules pass
-# as --params; without overrides they pass params.yaml, exactly as dvc.yaml's commands do.
+# minigen runs with and the ones Snakemake records behind each output. The merged config
+# is validated once, now (a bad value stops Snakemake in one line, before any job starts),
+# and the rules read the validated settings (PARAMS). When it is not params.yaml, it is
+# written to a file named by its content, which the rules pass as --params; without
+# overrides they pass params.yaml, exactly as dvc.yaml's commands do.
 def _as_yaml(value):
     """A --config value read as params.yaml would read it: Snakemake parses the inside of
     `search={"p_op": 0.7}` as text ("0.7"), which minigen would refuse as a probability."""
@@ -35,17 +38,20 @@ def _as_yaml(value):
     return value
 
 
-def _params_file():
+def _settings():
+    """(the validated settings, whether --config/--configfile changed params.yaml's)."""
     update_config(config, _as_yaml(dict(workflow.config_settings.config)))
-    if os.path.exists("params.yaml") and config == load_configfile("params.yaml"):
-        return "params.yaml"
-    from minigen import settings as minigen_settings
-    from minigen.errors import UserError
-
+    overridden = not (os.path.exists("params.yaml") and config == load_configfile("params.yaml"))
+    source = "params.yaml with Snakemake's --config/--configfile" if overridden else "params.yaml"
     try:
-        minigen_settings.validate(config, source="params.yaml with Snakemake's --config/--configfile")
+        return minigen_settings.validate(config, source=source), overridden
     except UserError as exc:
         sys.exit(f"minigen: error: {exc}")
+
+
+def _params_file(overridden):
+    if not overridden:
+        return "params.yaml"
     text = yaml.safe_dump(dict(config), sort_keys=False)
     path = Path(".snakemake", "minigen", f"params-{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml")
     if not path.is_file():
@@ -53,7 +59,8 @@ def _params_file():
     return path.as_posix()
 
 
-PARAMS_FILE = _params_file()
+PARAMS, _OVERRIDDEN = _settings()
+PARAMS_FILE = _params_file(_OVERRIDDEN)
 
 
 def params_file(wildcards, input):
@@ -66,16 +73,16 @@ def params_file(wildcards, input):
 
 
 def settings(*names):
-    """The params.yaml values a rule reads, by dotted name ("search.p_op", "seed").
+    """The settings a rule reads, by dotted name ("search.p_op", "seed").
 
     Held in a rule's `params:`, so Snakemake re-runs the rule when one of them changes;
     dvc.yaml lists the same names under the stage's `params:`.
     """
     chosen = {}
     for name in names:
-        value = config
+        value = PARAMS
         for key in name.split("."):
-            value = value.get(key) if isinstance(value, dict) else None  # left out: its default
+            value = value[key]
         chosen[name] = value
     return chosen
 
@@ -94,17 +101,13 @@ def stage_code(stage):
 
 def collected():
     """Indices of the genomes `collect` writes and `retrain` trains: 0 .. collect.top_k - 1."""
-    return range(config["collect"]["top_k"])
-
-
-def retrain_seeds():
-    """retrain.seeds; left out or null, [seed] (as minigen.settings fills it in)."""
-    return config["retrain"].get("seeds") or [config["seed"]]
+    return range(PARAMS["collect"]["top_k"])
 
 
 def retrain_jobs(pattern):
-    """`pattern` ({i}, {seed}) for every retrain job: each collected genome x each seed."""
-    return expand(pattern, i=collected(), seed=retrain_seeds())
+    """`pattern` ({i}, {seed}) for every retrain job: each collected genome x each of
+    retrain.seeds ([seed] when left out: the validated settings fill it in)."""
+    return expand(pattern, i=collected(), seed=PARAMS["retrain"]["seeds"])
 
 
 def runtimes():
@@ -145,14 +148,12 @@ def runtime(stage):
     def minutes(wildcards, input):
         if workflow.remote_exec:
             return 0  # inside a cluster job, whose limit is set: no estimate needed
-        from minigen import settings
         from minigen.training import cost  # torch-free: FLOPs from the genome description
 
-        params = settings.validate(config)
         if stage == "search":
-            return cost.search_limit_minutes(params)
+            return cost.search_limit_minutes(PARAMS)
         if stage == "retrain":
-            return cost.retrain_limit_minutes(params, input.genome)  # its own FLOPs, once collected
+            return cost.retrain_limit_minutes(PARAMS, input.genome)  # its own FLOPs, once collected
         return cost.CPU_STAGE_MINUTES[stage]
 
     return minutes
@@ -160,7 +161,7 @@ def runtime(stage):
 
 def mem_mb(stage):
     if stage == "search":
-        return SEARCH_MEM_MB + WORKER_MEM_MB * config["search"].get("workers", 1)
+        return SEARCH_MEM_MB + WORKER_MEM_MB * PARAMS["search"]["workers"]
     return MEM_MB[stage]
 
 

@@ -15,7 +15,7 @@ rule search:
     benchmark:
         "benchmarks/search.tsv"
     # On the CPU the search runs search.workers processes of one thread each.
-    threads: config["search"]["workers"]
+    threads: PARAMS["search"]["workers"]
     resources:
         gpu=1,
         runtime=runtime("search"),

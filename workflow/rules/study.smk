@@ -23,7 +23,7 @@ rule study_reference:
         f"benchmarks/study/{STUDY_REFERENCE}/seed_{{seed}}/search.tsv"
     wildcard_constraints:
         seed=r"\d+",
-    threads: config["search"]["workers"]
+    threads: PARAMS["search"]["workers"]
     resources:
         gpu=1,
         runtime=study_runtime("search"),
@@ -52,7 +52,7 @@ rule study_search:
     wildcard_constraints:
         arm="|".join(study_compared()) or "(?!)",
         seed=r"\d+",
-    threads: config["search"]["workers"]
+    threads: PARAMS["search"]["workers"]
     resources:
         gpu=1,
         runtime=study_runtime("search"),
@@ -79,7 +79,7 @@ rule study_retrain:
     benchmark:
         "benchmarks/study/{arm}/seed_{seed}/retrain.tsv"
     wildcard_constraints:
-        arm="|".join(config["study"]["arms"]),
+        arm="|".join(PARAMS["study"]["arms"]),
         seed=r"\d+",
     # One thread, as the pipeline's retrain: on the CPU, N retrains share N cores.
     threads: 1
@@ -96,8 +96,8 @@ rule study_retrain:
 rule study_report:
     input:
         code=study_code("study_report"),
-        runs=expand(f"{STUDY_ARMS}/{{arm}}/seed_{{seed}}/{{folder}}", arm=config["study"]["arms"],
-                    seed=config["study"]["seeds"], folder=("search", "genomes", "retrain/genome_0")),
+        runs=expand(f"{STUDY_ARMS}/{{arm}}/seed_{{seed}}/{{folder}}", arm=PARAMS["study"]["arms"],
+                    seed=PARAMS["study"]["seeds"], folder=("search", "genomes", "retrain/genome_0")),
     output:
         report=directory("results/study/report"),
     params:

@@ -2,11 +2,11 @@
 # and functions in separate files.
 
 STUDY_ARMS = "results/study/arms"
-STUDY_REFERENCE = config["study"]["reference"]
+STUDY_REFERENCE = PARAMS["study"]["reference"]
 
 
 def study_compared():
-    return [arm for arm in config["study"]["arms"] if arm != STUDY_REFERENCE]
+    return [arm for arm in PARAMS["study"]["arms"] if arm != STUDY_REFERENCE]
 
 
 def study_code(stage):
@@ -31,11 +31,10 @@ def study_runtime(stage):
     def minutes(wildcards, input):
         if workflow.remote_exec:
             return 0  # inside a cluster job, whose limit is set (the estimate imports torch)
-        from minigen import settings as minigen_settings
         from minigen.training import cost
 
-        params = minigen_settings.of(minigen_settings.validate(config))
-        job = minigen_settings.as_dict(minigen_settings.arm_settings(params, wildcards.get("arm", STUDY_REFERENCE)))
+        job = minigen_settings.as_dict(minigen_settings.arm_settings(minigen_settings.of(PARAMS),
+                                                                     wildcards.get("arm", STUDY_REFERENCE)))
         if stage == "search":
             return cost.search_limit_minutes(job)
         return cost.retrain_limit_minutes(job, f"{input.genomes}/genome_0.json")
